@@ -1,0 +1,5 @@
+"""`python -m poolwatch`."""
+
+from poolwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""Command line: arguments → daemon, `--once` or `--check-config`; exit codes are Nagios's."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from poolwatch import __version__, logs
+from poolwatch import config as configuration
+from poolwatch.assemble import build_collectors, build_sinks
+from poolwatch.evaluate import Evaluator
+from poolwatch.once import check_once, worst, write_json, write_table
+from poolwatch.runner import Runner
+
+EXIT_OK = 0
+EXIT_WARNING = 1
+EXIT_CRITICAL = 2
+EXIT_UNKNOWN = 3
+"""Config invalid or an internal error: the check itself could not be made."""
+
+EPILOG = """\
+examples:
+  poolwatch --once                       check this host (and whatever is configured) once
+  poolwatch --once --format json         the same as JSON lines, for scripts
+  CPU_WARNING=70% poolwatch --once       the seed script's variables still work
+  poolwatch --config /etc/poolwatch.yaml run the daemon; stop it with SIGTERM or Ctrl-C
+  poolwatch --check-config               validate and print the effective config, secrets hidden
+
+exit codes (--once): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad config, internal error).
+A source that cannot be reached is CRITICAL: it is down.
+
+configuration: built-in defaults < YAML file (--config or POOLWATCH_CONFIG) < environment.
+See config/poolwatch.yaml for every key, and README.md for the environment variables.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="poolwatch",
+        description="Watch PostgreSQL and Redis connection pools, host resources and Docker "
+        "containers; emit JSON events on thresholds.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="run every enabled check once, print results, exit with the worst",
+    )
+    mode.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration, print it with secrets redacted, exit",
+    )
+    p.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        metavar="PATH",
+        help="YAML config file (default: $POOLWATCH_CONFIG, else built-in defaults)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("auto", "json", "table"),
+        default="auto",
+        help="--once output: a table on a terminal, JSON lines otherwise (default auto)",
+    )
+    p.add_argument("--version", action="version", version=f"poolwatch {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = configuration.load(args.config)
+    except configuration.ConfigError as exc:
+        print(f"poolwatch: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if args.check_config:
+        return check_config(config, args.config, sys.stdout)
+    try:
+        if args.once:
+            return asyncio.run(once(config, args.format, sys.stdout))
+        return asyncio.run(daemon(config, args.config))
+    except KeyboardInterrupt:
+        return EXIT_UNKNOWN
+
+
+def check_config(config: configuration.Config, path: Path | None, out: TextIO) -> int:
+    source = path or os.environ.get("POOLWATCH_CONFIG") or "built-in defaults"
+    out.write(f"# poolwatch {__version__}: configuration is valid ({source})\n")
+    out.write(yaml.safe_dump(config.redacted(), sort_keys=False))
+    return EXIT_OK
+
+
+async def once(config: configuration.Config, output: str, out: TextIO) -> int:
+    # diagnostics go to stderr so stdout holds only results
+    logs.configure("json" if output == "json" else config.log_format, stream=sys.stderr)
+    runner = Runner(await build_collectors(config), [], Evaluator(socket.gethostname()))
+    try:
+        results = await check_once(runner)
+    finally:
+        for collector in runner.collectors:
+            await collector.close()
+    if output == "table" or (output == "auto" and out.isatty()):
+        write_table(results, out, colour=out.isatty())
+    else:
+        write_json(results, out)
+    out.flush()
+    return int(worst(results))
+
+
+async def daemon(config: configuration.Config, path: Path | None) -> int:
+    logs.configure(config.log_format)
+    log = logs.get_logger()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.error("forced_exit", signal=signal.Signals(signum).name)
+            os._exit(EXIT_UNKNOWN)
+        log.info(
+            "stopping", signal=signal.Signals(signum).name, deadline_seconds=config.shutdown_timeout
+        )
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    collectors = await build_collectors(config)
+    runner = Runner(
+        collectors,
+        build_sinks(config),
+        Evaluator(socket.gethostname()),
+        shutdown_timeout=config.shutdown_timeout,
+        log_samples=config.log_samples,
+    )
+    log.info(
+        "started",
+        version=__version__,
+        config=str(path or os.environ.get("POOLWATCH_CONFIG") or "built-in defaults"),
+        sources=[f"{c.source}:{c.instance}" for c in collectors],
+        sinks=[s.name for s in runner.sinks],
+    )
+    await runner.run(stop)
+    return EXIT_OK

@@ -1,0 +1,206 @@
+"""Supervision: one asyncio task per collector on its own interval, events to every sink, and a
+bounded shutdown.
+
+A slow collector only delays itself: its overrun ticks are skipped with a warning, and every
+collection runs under its timeout. Any failure becomes an `up` reading of 0 (data the evaluator
+alerts on), never a dead task. On stop: polling ends, collectors close, sinks get what is left of
+`shutdown_timeout` to deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from poolwatch import redact
+from poolwatch.evaluate import Evaluator
+from poolwatch.logs import get_logger
+from poolwatch.model import UP_CHECK, Event, Reading, now_utc
+from poolwatch.sinks import Sink
+from poolwatch.sources import Collector, SourceError, Watcher
+
+_CLOSE_TIMEOUT = 2.0
+
+
+def owner_of(collector: Collector) -> str:
+    return f"{collector.source}:{collector.instance}"
+
+
+def failure_message(exc: BaseException, timeout: float) -> str:
+    """One safe line for a failed collection: the reason, never a secret."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(exc, SourceError):
+        return redact.scrub(str(exc))
+    text = str(exc) or type(exc).__name__
+    return redact.scrub(f"{type(exc).__name__}: {text}")
+
+
+@dataclass
+class Stats:
+    """What the runner has done, for logs now and for the metrics endpoint later."""
+
+    polls: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    overruns: dict[str, int] = field(default_factory=dict)
+    last_poll: dict[str, float] = field(default_factory=dict)
+    events: int = 0
+
+
+class Runner:
+    def __init__(
+        self,
+        collectors: Sequence[Collector],
+        sinks: Sequence[Sink],
+        evaluator: Evaluator,
+        *,
+        shutdown_timeout: float = 5.0,
+        clock: Callable[[], datetime] = now_utc,
+        log_samples: bool = False,
+    ) -> None:
+        self.collectors = list(collectors)
+        self.sinks = list(sinks)
+        self.evaluator = evaluator
+        self.shutdown_timeout = shutdown_timeout
+        self.clock = clock
+        self.log_samples = log_samples
+        self.stats = Stats()
+        self._log = get_logger()
+
+    async def poll(self, collector: Collector) -> list[Reading]:
+        """Collect once under the collector's timeout; a failure is an `up` 0 reading."""
+        owner = owner_of(collector)
+        self.stats.polls[owner] = self.stats.polls.get(owner, 0) + 1
+        try:
+            async with asyncio.timeout(collector.timeout):
+                readings = list(await collector.collect())
+        except Exception as exc:
+            self.stats.failures[owner] = self.stats.failures.get(owner, 0) + 1
+            message = failure_message(exc, collector.timeout)
+            self._log.warning(
+                "collection_failed",
+                source=collector.source,
+                instance=collector.instance,
+                reason=message,
+            )
+            return [
+                Reading(collector.source, collector.instance, UP_CHECK, 0, "bool", message=message)
+            ]
+        self.stats.last_poll[owner] = time.time()
+        return readings
+
+    async def handle(self, collector: Collector, readings: Sequence[Reading]) -> None:
+        """Evaluate one poll's readings and deliver the events it causes."""
+        now = self.clock()
+        owner = owner_of(collector)
+        events = self.evaluator.observe(owner, readings, collector.rules, now)
+        down = any(r.check == UP_CHECK and r.value < 1 for r in readings)
+        if not down:
+            events += self.evaluator.sweep(owner, (r.key for r in readings), now)
+        if self.log_samples:
+            self._log.info(
+                "poll",
+                source=collector.source,
+                instance=collector.instance,
+                values={_sample_name(r): round(r.value, 3) for r in readings},
+            )
+        await self.deliver(events)
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.stats.events += 1
+            for sink in self.sinks:
+                try:
+                    await sink.send(event)
+                except Exception as exc:  # one broken sink must not silence the others
+                    self._log.error(
+                        "sink_failed",
+                        sink=sink.name,
+                        event_id=event.id,
+                        reason=failure_message(exc, 0),
+                    )
+
+    async def _poll_loop(self, collector: Collector) -> None:
+        owner = owner_of(collector)
+        next_tick = time.monotonic()
+        while True:
+            readings = await self.poll(collector)
+            await self.handle(collector, readings)
+            next_tick += collector.interval
+            now = time.monotonic()
+            if now > next_tick:
+                skipped = math.ceil((now - next_tick) / collector.interval)
+                next_tick += skipped * collector.interval
+                self.stats.overruns[owner] = self.stats.overruns.get(owner, 0) + skipped
+                self._log.warning(
+                    "poll_overrun",
+                    source=collector.source,
+                    instance=collector.instance,
+                    skipped_ticks=skipped,
+                    interval=collector.interval,
+                )
+            await asyncio.sleep(next_tick - now)
+
+    async def _watch(self, collector: Collector, watcher: Watcher) -> None:
+        async def publish(readings: Sequence[Reading]) -> None:
+            now = self.clock()
+            await self.deliver(
+                self.evaluator.observe(owner_of(collector), readings, collector.rules, now)
+            )
+
+        await watcher.watch(publish)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
+        started = time.monotonic()
+        tasks: list[asyncio.Task[Any]] = []
+        for collector in self.collectors:
+            tasks.append(asyncio.create_task(self._poll_loop(collector), name=owner_of(collector)))
+            if isinstance(collector, Watcher):
+                tasks.append(asyncio.create_task(self._watch(collector, collector)))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception():
+                    self._log.error(
+                        "task_crashed",
+                        task=task.get_name(),
+                        reason=failure_message(task.exception() or Exception(), 0),
+                    )
+        finally:
+            deadline = time.monotonic() + self.shutdown_timeout
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await self._close(deadline)
+            self._log.info("stopped", uptime_seconds=round(time.monotonic() - started, 3))
+
+    async def _close(self, deadline: float) -> None:
+        async def close_collector(collector: Collector) -> None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await collector.close()
+
+        await asyncio.gather(*(close_collector(c) for c in self.collectors))
+        for sink in self.sinks:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(remaining + 0.5):
+                    await sink.close(remaining)
+            except Exception as exc:
+                self._log.error(
+                    "sink_close_failed", sink=sink.name, reason=failure_message(exc, remaining)
+                )
+
+
+def _sample_name(reading: Reading) -> str:
+    labels = ",".join(f"{k}={v}" for k, v in reading.labels.items())
+    base = f"{reading.instance}.{reading.check}"
+    return f"{base}{{{labels}}}" if labels else base

@@ -1,0 +1,41 @@
+"""Fixtures shared by every test: the event JSON Schema validator and free loopback ports.
+
+Fixtures that start real servers live beside the tests that need them (tests/<area>/conftest.py)
+and fail, never skip, when their server binary is missing: CI must prove every behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def event_validator() -> jsonschema.protocols.Validator:
+    text = resources.files("poolwatch").joinpath("schema/event.v1.json").read_text()
+    schema = json.loads(text)
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+
+
+@pytest.fixture
+def validate_event(event_validator: Any) -> Any:
+    """Call with an event dict: raises if it breaks schema poolwatch.event/v1."""
+
+    def check(event: dict[str, Any]) -> dict[str, Any]:
+        event_validator.validate(event)
+        return event
+
+    return check

@@ -45,7 +45,8 @@ def judge(reading: Reading, rule: Rule, held: Severity = Severity.OK) -> Judgeme
         absolute = threshold.resolve(reading.limit)
         if absolute is None:
             continue  # a percentage with no known limit cannot be judged
-        margin = rule.hysteresis if held >= level else 0.0
+        # a yes/no reading has no "almost": a margin would keep an `up` alert firing forever
+        margin = rule.hysteresis if held >= level and reading.unit != "bool" else 0.0
         if _breaches(reading.value, absolute, rule, margin):
             return Judgement(level, absolute)
     return Judgement(Severity.OK, None)

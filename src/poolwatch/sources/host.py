@@ -157,12 +157,15 @@ class HostCollector:
         return self.procfs / "1" / name
 
     async def collect(self) -> Sequence[Reading]:
-        if self._cpu is None:
-            # rates need two samples; take the first now so that even the first poll is real
-            await asyncio.to_thread(self._prime)
-            await asyncio.sleep(_PRIME_SECONDS)
-        # statvfs on a hung network mount blocks; a thread keeps the runner's timeout effective.
-        return await asyncio.to_thread(self._collect_blocking)
+        try:
+            if self._cpu is None:
+                # rates need two samples; take the first now so that even the first poll is real
+                await asyncio.to_thread(self._prime)
+                await asyncio.sleep(_PRIME_SECONDS)
+            # statvfs on a hung network mount blocks; a thread keeps the runner's timeout working
+            return await asyncio.to_thread(self._collect_blocking)
+        except OSError as exc:
+            raise SourceError(f"cannot read host statistics under {self.procfs}: {exc}") from exc
 
     async def close(self) -> None:
         return None
@@ -182,19 +185,16 @@ class HostCollector:
         return Reading(SOURCE, self.instance, check, value, unit, limit)
 
     def _collect_blocking(self) -> list[Reading]:
-        try:
-            readings = [self._reading(UP_CHECK, 1, "bool")]
-            cpu = self._sample_cpu()
-            if cpu is not None:
-                readings.append(self._reading("cpu_percent", cpu, "percent", 100))
-            memory = psutil.virtual_memory()
-            readings.append(self._reading("memory_percent", memory.percent, "percent", 100))
-            load1 = os.getloadavg()[0]
-            readings.append(self._reading("load1", load1, "load", psutil.cpu_count() or 1))
-            readings.extend(self._network())
-            readings.extend(self._disks())
-        except OSError as exc:
-            raise SourceError(f"cannot read host statistics under {self.procfs}: {exc}") from exc
+        readings = [self._reading(UP_CHECK, 1, "bool")]
+        cpu = self._sample_cpu()
+        if cpu is not None:
+            readings.append(self._reading("cpu_percent", cpu, "percent", 100))
+        memory = psutil.virtual_memory()
+        readings.append(self._reading("memory_percent", memory.percent, "percent", 100))
+        load1 = os.getloadavg()[0]
+        readings.append(self._reading("load1", load1, "load", psutil.cpu_count() or 1))
+        readings.extend(self._network())
+        readings.extend(self._disks())
         return readings
 
     def _network(self) -> list[Reading]:

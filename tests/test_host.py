@@ -1,0 +1,134 @@
+"""Host source: against a prepared /proc tree (what a container sees at /host/proc) and against
+this machine's real one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from poolwatch.config import load
+from poolwatch.model import Reading
+from poolwatch.sources import SourceError
+from poolwatch.sources.host import CHECKS, HostCollector, parse_mounts, parse_net_dev
+from tests.readme import documented_checks
+
+MOUNTS = """\
+/dev/vda1 / ext4 rw,relatime 0 0
+proc /proc proc rw,nosuid 0 0
+overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0
+tmpfs /run tmpfs rw 0 0
+/dev/vda1 /var/lib/docker ext4 rw,relatime 0 0
+/dev/vdb /srv/with\\040space xfs rw 0 0
+/dev/loop0 /snap/core/1 squashfs ro 0 0
+"""
+
+NET_DEV = """\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets ...
+    lo: {lo} 10 0 0 0 0 0 0 {lo} 10 0 0 0 0 0 0
+  eth0: {rx} 10 0 0 0 0 0 0 {tx} 10 0 0 0 0 0 0
+"""
+
+
+def stat_line(busy: int, idle: int) -> str:
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    return f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 {busy} 0 0 {idle} 0 0 0 0 0 0\n"
+
+
+def meminfo(total_kb: int, available_kb: int) -> str:
+    text = Path("/proc/meminfo").read_text()
+    text = re.sub(r"^MemTotal:.*$", f"MemTotal: {total_kb} kB", text, flags=re.M)
+    return re.sub(r"^MemAvailable:.*$", f"MemAvailable: {available_kb} kB", text, flags=re.M)
+
+
+@pytest.fixture
+def restore_psutil_procfs() -> Iterator[None]:
+    before = psutil.PROCFS_PATH
+    yield
+    psutil.PROCFS_PATH = before
+
+
+@pytest.fixture
+def host_tree(tmp_path: Path, restore_psutil_procfs: None) -> tuple[Path, Path]:
+    """A host's /proc and / as a container would see them mounted."""
+    procfs, rootfs = tmp_path / "proc", tmp_path / "root"
+    (procfs / "1" / "net").mkdir(parents=True)
+    (procfs / "stat").write_text(stat_line(busy=100, idle=900))
+    (procfs / "meminfo").write_text(meminfo(total_kb=1000, available_kb=250))
+    (procfs / "1" / "mounts").write_text(MOUNTS)
+    (procfs / "1" / "net" / "dev").write_text(NET_DEV.format(lo=5, rx=1000, tx=2000))
+    (rootfs / "srv" / "with space").mkdir(parents=True)
+    return procfs, rootfs
+
+
+def by_check(readings: list[Reading]) -> dict[str, list[Reading]]:
+    out: dict[str, list[Reading]] = {}
+    for reading in readings:
+        out.setdefault(reading.check, []).append(reading)
+    return out
+
+
+def test_parse_mounts_keeps_real_filesystems_once() -> None:
+    mounts = parse_mounts(MOUNTS)
+    assert [(m.mountpoint, m.fstype) for m in mounts] == [("/", "ext4"), ("/srv/with space", "xfs")]
+
+
+def test_parse_net_dev_skips_loopback() -> None:
+    assert parse_net_dev(NET_DEV.format(lo=999, rx=10, tx=20)) == (10, 20)
+
+
+async def test_reads_the_host_through_mounted_procfs_and_rootfs(
+    host_tree: tuple[Path, Path],
+) -> None:
+    procfs, rootfs = host_tree
+    config = load(None, {"POOLWATCH_PROCFS": str(procfs), "POOLWATCH_ROOTFS": str(rootfs)})
+    collector = HostCollector(config.host, instance="box")
+    first = by_check(list(await collector.collect()))
+    assert first["up"][0].value == 1
+    assert first["memory_percent"][0].value == 75.0  # (total - available) / total
+
+    # the next poll sees 30 busy jiffies of 100, and 500 B received / 1000 B sent
+    (procfs / "stat").write_text(stat_line(busy=130, idle=970))
+    (procfs / "1" / "net" / "dev").write_text(NET_DEV.format(lo=5, rx=1500, tx=3000))
+    second = by_check(list(await collector.collect()))
+    assert second["cpu_percent"][0].value == pytest.approx(30.0)
+    assert second["cpu_percent"][0].limit == 100
+    assert second["network_receive_bytes_per_second"][0].value > 0
+    ratio = (
+        second["network_transmit_bytes_per_second"][0].value
+        / second["network_receive_bytes_per_second"][0].value
+    )
+    assert ratio == pytest.approx(2.0)
+
+    disks = {r.instance: r for r in second["disk_percent"]}
+    assert set(disks) == {"/", "/srv/with space"}  # the host's mounts, not this process's
+    assert disks["/"].labels == {"device": "/dev/vda1", "fstype": "ext4"}
+    assert disks["/"].value == pytest.approx(psutil.disk_usage(str(rootfs)).percent, abs=0.5)
+
+
+async def test_unreadable_procfs_is_a_source_error(
+    tmp_path: Path, restore_psutil_procfs: None
+) -> None:
+    config = load(None, {"POOLWATCH_PROCFS": str(tmp_path / "missing")})
+    collector = HostCollector(config.host)
+    with pytest.raises(SourceError, match="missing"):
+        await collector.collect()
+
+
+async def test_real_host_emits_every_documented_check() -> None:
+    collector = HostCollector(load(None, {}).host)
+    readings = list(await collector.collect())
+    assert {r.check for r in readings} == set(CHECKS)
+    values = by_check(readings)
+    assert 0 <= values["cpu_percent"][0].value <= 100
+    assert values["memory_percent"][0].value == pytest.approx(
+        psutil.virtual_memory().percent, abs=5
+    )
+
+
+def test_readme_documents_exactly_the_host_checks() -> None:
+    assert documented_checks("Source: host") == set(CHECKS)

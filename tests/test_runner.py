@@ -1,0 +1,155 @@
+"""The runner's promises: every collector on its own clock, failures turned into data, overruns
+skipped with a warning, and a bounded shutdown.
+
+The collectors here are small in-test implementations of the `Collector` protocol, not mocks of a
+server: the runner's contract is with that protocol, and these make slowness and failure exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from poolwatch.config import load
+from poolwatch.evaluate import Evaluator
+from poolwatch.model import Event, Reading
+from poolwatch.runner import Runner
+
+RULES = load(None, {}).postgres.rules
+
+
+class ScriptedCollector:
+    """Answers from a script: a number is a connection count, an exception is raised, a float
+    of seconds under `sleep` makes it hang."""
+
+    source = "postgres"
+    rules = RULES
+
+    def __init__(
+        self,
+        instance: str,
+        interval: float,
+        timeout: float = 1.0,
+        value: float = 10,
+        sleep: float = 0.0,
+        error: Exception | None = None,
+    ) -> None:
+        self.instance, self.interval, self.timeout = instance, interval, timeout
+        self.value, self.sleep, self.error = value, sleep, error
+        self.polls = 0
+        self.closed = False
+
+    async def collect(self) -> Sequence[Reading]:
+        self.polls += 1
+        if self.sleep:
+            await asyncio.sleep(self.sleep)
+        if self.error is not None:
+            raise self.error
+        return [
+            Reading(self.source, self.instance, "up", 1, "bool"),
+            Reading(self.source, self.instance, "connections", self.value, "connections", 197),
+        ]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class MemorySink:
+    name = "memory"
+
+    def __init__(self, close_delay: float = 0.0) -> None:
+        self.events: list[Event] = []
+        self.close_delay = close_delay
+        self.grace: float | None = None
+
+    async def send(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def close(self, grace: float) -> None:
+        self.grace = grace
+        await asyncio.sleep(self.close_delay)
+
+
+async def run_for(runner: Runner, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_hung_collector_becomes_down_without_delaying_the_others() -> None:
+    hung = ScriptedCollector("hung", interval=0.2, timeout=0.3, sleep=60)
+    fast = ScriptedCollector("fast", interval=0.1)
+    sink = MemorySink()
+    runner = Runner([hung, fast], [sink], Evaluator("test"))
+    with structlog.testing.capture_logs() as logs:
+        await run_for(runner, 1.2)
+    assert fast.polls >= 8  # kept its own clock while the other hung
+    down = [e for e in sink.events if e.alert == "PostgreSQLDown"]
+    assert down, sink.events
+    assert down[0].instance == "hung"
+    assert "no answer within 0.3s" in down[0].message
+    assert any(line["event"] == "collection_failed" for line in logs)
+    assert hung.closed
+    assert fast.closed
+
+
+async def test_an_exception_is_data_and_the_loop_goes_on() -> None:
+    broken = ScriptedCollector("main", interval=0.1, error=RuntimeError("boom"))
+    sink = MemorySink()
+    runner = Runner([broken], [sink], Evaluator("test"))
+    await run_for(runner, 0.5)
+    assert broken.polls >= 3
+    assert [e.alert for e in sink.events] == ["PostgreSQLDown"]  # once, not per poll
+    assert "RuntimeError: boom" in sink.events[0].message
+
+
+async def test_recovery_resolves_down() -> None:
+    flaky = ScriptedCollector("main", interval=0.1, error=ConnectionError("refused"))
+    sink = MemorySink()
+    runner = Runner([flaky], [sink], Evaluator("test"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    await asyncio.sleep(0.35)
+    flaky.error = None
+    await asyncio.sleep(0.5)
+    stop.set()
+    await task
+    assert [(e.alert, e.status) for e in sink.events] == [
+        ("PostgreSQLDown", "firing"),
+        ("PostgreSQLDown", "resolved"),
+    ]
+
+
+async def test_overrun_ticks_are_skipped_with_a_warning() -> None:
+    slow = ScriptedCollector("slow", interval=0.1, timeout=2, sleep=0.25)
+    runner = Runner([slow], [MemorySink()], Evaluator("test"))
+    with structlog.testing.capture_logs() as logs:
+        await run_for(runner, 0.9)
+    overruns = [line for line in logs if line["event"] == "poll_overrun"]
+    assert overruns
+    assert overruns[0]["skipped_ticks"] >= 2
+    assert slow.polls <= 4  # skipped, not queued up behind each other
+
+
+async def test_shutdown_gives_sinks_the_remaining_grace() -> None:
+    sink = MemorySink()
+    runner = Runner(
+        [ScriptedCollector("main", interval=0.1)], [sink], Evaluator("test"), shutdown_timeout=3.0
+    )
+    await run_for(runner, 0.2)
+    assert sink.grace is not None
+    assert 2.5 < sink.grace <= 3.0
+
+
+async def test_a_stuck_sink_cannot_hold_shutdown_past_the_deadline() -> None:
+    stuck = MemorySink(close_delay=60)
+    runner = Runner(
+        [ScriptedCollector("main", interval=0.1)], [stuck], Evaluator("test"), shutdown_timeout=0.3
+    )
+    with structlog.testing.capture_logs() as logs:
+        await run_for(runner, 0.1)  # run_for itself fails if shutdown takes > 10 s
+    assert any(line["event"] == "sink_close_failed" for line in logs)

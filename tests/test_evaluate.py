@@ -62,7 +62,8 @@ RC = ("resolved", "critical", "PostgreSQLConnectionPoolCritical")
     ("name", "values", "overrides", "expected"),
     [
         ("steady ok gives nothing", [10, 20, 30], {}, [[], [], []]),
-        ("equal to threshold is not above it", [150], {}, [[]]),
+        ("just below the threshold is ok", [149], {}, [[]]),
+        ("reaching the threshold breaches", [150], {}, [[W]]),
         ("ok to warning fires at once with for=1", [155], {}, [[W]]),
         ("ok to critical fires critical directly", [185], {}, [[C]]),
         ("steady warning gives no repeat", [155, 156, 157, 158], {}, [[W], [], [], []]),
@@ -224,7 +225,7 @@ def test_state_is_dropped_once_resolved(values: list[float]) -> None:
 
 def test_a_recovered_yes_no_reading_resolves_despite_hysteresis() -> None:
     """`up` below 1 is down; back at 1 it must resolve, not sit inside a 5% band forever."""
-    up_rule = Rule.model_validate({"alert": "PostgreSQLDown", "critical": 1, "direction": "below"})
+    up_rule = Rule.model_validate({"alert": "PostgreSQLDown", "critical": 0, "direction": "below"})
     evaluator = Evaluator(host="test")
     events = []
     for index, value in enumerate([0, 1, 1]):

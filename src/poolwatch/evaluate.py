@@ -32,8 +32,8 @@ class Judgement:
 def _breaches(value: float, threshold: float, rule: Rule, margin: float) -> bool:
     band = abs(threshold) * margin
     if rule.direction == "above":
-        return value > threshold - band
-    return value < threshold + band
+        return value >= threshold - band
+    return value <= threshold + band
 
 
 def judge(reading: Reading, rule: Rule, held: Severity = Severity.OK) -> Judgement:

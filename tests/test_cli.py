@@ -62,7 +62,7 @@ def test_once_on_the_default_prints_one_result_per_host_check() -> None:
 
 
 def test_once_with_cpu_warning_zero_exits_1() -> None:
-    done = poolwatch("--once", env={"CPU_WARNING": "0", "CPU_CRITICAL": "100"})
+    done = poolwatch("--once", env={"CPU_WARNING": "0", "CPU_CRITICAL": "101"})
     assert done.returncode == 1, done.stdout + done.stderr
     (cpu,) = [r for r in results(done.stdout) if r["check"] == "cpu_percent"]
     assert (cpu["severity"], cpu["alert"], cpu["threshold"]) == ("warning", "HighCPUUsage", 0)

@@ -17,6 +17,9 @@ from poolwatch import __version__, logs
 from poolwatch import config as configuration
 from poolwatch.assemble import build_collectors, build_sinks
 from poolwatch.evaluate import Evaluator
+from poolwatch.health import liveness, readiness
+from poolwatch.listener import Listener
+from poolwatch.metrics import registry_for
 from poolwatch.once import check_once, worst, write_json, write_table
 from poolwatch.runner import Runner
 
@@ -144,12 +147,30 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
         shutdown_timeout=config.shutdown_timeout,
         log_samples=config.log_samples,
     )
+    listener = None
+    if config.listen:
+        listener = Listener(
+            config.listen,
+            registry_for(runner, lambda: runner.sinks),
+            lambda: liveness(runner),
+            lambda: readiness(runner),
+        )
+        try:
+            await listener.start()
+        except OSError as exc:
+            log.error("listen_failed", address=config.listen, reason=str(exc))
+            return EXIT_UNKNOWN
     log.info(
         "started",
         version=__version__,
         config=str(path or os.environ.get("POOLWATCH_CONFIG") or "built-in defaults"),
         sources=[f"{c.source}:{c.instance}" for c in collectors],
         sinks=[s.name for s in runner.sinks],
+        listen=f"{listener.host}:{listener.port}" if listener else None,
     )
-    await runner.run(stop)
+    try:
+        await runner.run(stop)
+    finally:
+        if listener is not None:
+            await listener.close()
     return EXIT_OK

@@ -269,7 +269,7 @@ class Config(Frozen):
     state_dir: Path
     log_format: Literal["auto", "json", "console"] = "auto"
     log_samples: bool = False
-    listen: str | None = None
+    listen: str | None = Field(None, pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]]*):\d{1,5}$")
     defaults: dict[str, Any]
     host: HostConfig
     postgres: PostgresConfig

@@ -21,7 +21,7 @@ from typing import Any
 from poolwatch import redact
 from poolwatch.evaluate import Evaluator
 from poolwatch.logs import get_logger
-from poolwatch.model import UP_CHECK, Event, Reading, now_utc
+from poolwatch.model import UP_CHECK, AlertKey, Event, Reading, now_utc
 from poolwatch.sinks import Sink
 from poolwatch.sources import Collector, SourceError, Watcher
 
@@ -50,7 +50,13 @@ class Stats:
     failures: dict[str, int] = field(default_factory=dict)
     overruns: dict[str, int] = field(default_factory=dict)
     last_poll: dict[str, float] = field(default_factory=dict)
-    events: int = 0
+    """Wall-clock time of each collector's last successful poll."""
+    last_turn: dict[str, float] = field(default_factory=dict)
+    """Monotonic time each collector's last poll ended, failed or not: the loop is turning."""
+    durations: dict[str, float] = field(default_factory=dict)
+    """Seconds the last poll of each collector took, failed or not."""
+    events: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Events delivered to the sinks, by (status, severity)."""
 
 
 class Runner:
@@ -71,16 +77,23 @@ class Runner:
         self.clock = clock
         self.log_samples = log_samples
         self.stats = Stats()
+        self.started: float | None = None
+        """Monotonic time `run` began; None until then."""
+        self.latest: dict[str, dict[AlertKey, Reading]] = {}
+        """The last value of every reading, per collector: what a metrics scrape shows."""
         self._log = get_logger()
 
     async def poll(self, collector: Collector) -> list[Reading]:
         """Collect once under the collector's timeout; a failure is an `up` 0 reading."""
         owner = owner_of(collector)
         self.stats.polls[owner] = self.stats.polls.get(owner, 0) + 1
+        started = time.monotonic()
         try:
             async with asyncio.timeout(collector.timeout):
                 readings = list(await collector.collect())
         except Exception as exc:
+            self.stats.last_turn[owner] = time.monotonic()
+            self.stats.durations[owner] = self.stats.last_turn[owner] - started
             self.stats.failures[owner] = self.stats.failures.get(owner, 0) + 1
             message = failure_message(exc, collector.timeout)
             self._log.warning(
@@ -92,6 +105,8 @@ class Runner:
             return [
                 Reading(collector.source, collector.instance, UP_CHECK, 0, "bool", message=message)
             ]
+        self.stats.last_turn[owner] = time.monotonic()
+        self.stats.durations[owner] = self.stats.last_turn[owner] - started
         self.stats.last_poll[owner] = time.time()
         return readings
 
@@ -99,6 +114,7 @@ class Runner:
         """Evaluate one poll's readings and deliver the events it causes."""
         now = self.clock()
         owner = owner_of(collector)
+        self.latest[owner] = {r.key: r for r in readings}
         events = self.evaluator.observe(owner, readings, collector.rules, now)
         down = any(r.check == UP_CHECK and r.value < 1 for r in readings)
         if not down:
@@ -114,7 +130,8 @@ class Runner:
 
     async def deliver(self, events: Sequence[Event]) -> None:
         for event in events:
-            self.stats.events += 1
+            counted = (event.status, event.severity)
+            self.stats.events[counted] = self.stats.events.get(counted, 0) + 1
             for sink in self.sinks:
                 try:
                     await sink.send(event)
@@ -150,6 +167,7 @@ class Runner:
     async def _watch(self, collector: Collector, watcher: Watcher) -> None:
         async def publish(readings: Sequence[Reading]) -> None:
             now = self.clock()
+            self.latest.setdefault(owner_of(collector), {}).update((r.key, r) for r in readings)
             await self.deliver(
                 self.evaluator.observe(owner_of(collector), readings, collector.rules, now)
             )
@@ -158,7 +176,7 @@ class Runner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         tasks: list[asyncio.Task[Any]] = []
         for collector in self.collectors:
             tasks.append(asyncio.create_task(self._poll_loop(collector), name=owner_of(collector)))

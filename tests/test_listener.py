@@ -1,0 +1,93 @@
+"""/metrics, /healthz and /readyz over real HTTP, from a runner polling the real host."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from poolwatch.config import load
+from poolwatch.evaluate import Evaluator
+from poolwatch.health import liveness, readiness
+from poolwatch.listener import Listener, parse_listen
+from poolwatch.metrics import registry_for
+from poolwatch.runner import Runner
+from poolwatch.sources.host import HostCollector
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Runner, str, asyncio.Event]]:
+    config = load(None, {"POOLWATCH_INTERVAL": "200ms", "CPU_WARNING": "0", "CPU_CRITICAL": "101"})
+    runner = Runner([HostCollector(config.host)], [], Evaluator("test"))
+    listener = Listener(
+        "127.0.0.1:0",
+        registry_for(runner, lambda: runner.sinks),
+        lambda: liveness(runner),
+        lambda: readiness(runner),
+    )
+    await listener.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    yield runner, f"http://127.0.0.1:{listener.port}", stop
+    stop.set()
+    await task
+    await listener.close()
+
+
+async def wait_ready(client: httpx.AsyncClient, base: str) -> None:
+    for _ in range(100):
+        if (await client.get(f"{base}/readyz")).status_code == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("never ready")
+
+
+async def test_metrics_show_the_latest_readings_and_alerts(
+    served: tuple[Runner, str, asyncio.Event],
+) -> None:
+    runner, base, _ = served
+    async with httpx.AsyncClient(timeout=5) as client:
+        await wait_ready(client, base)
+        response = await client.get(f"{base}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    (host,) = runner.latest.values()
+    memory = next(r for r in host.values() if r.check == "memory_percent")
+    key = ("poolwatch_host_memory_percent", (("instance", memory.instance),))
+    assert samples[key] == memory.value
+    active = [k for k in samples if k[0] == "poolwatch_alert_active"]
+    assert any(("alert", "HighCPUUsage") in labels for _, labels in active)  # CPU_WARNING=0
+    assert (
+        samples[("poolwatch_polls_total", (("instance", memory.instance), ("source", "host")))] >= 1
+    )
+    assert any(name == "process_resident_memory_bytes" for name, _ in samples)
+
+
+async def test_health_endpoints(served: tuple[Runner, str, asyncio.Event]) -> None:
+    runner, base, _ = served
+    async with httpx.AsyncClient(timeout=5) as client:
+        await wait_ready(client, base)
+        alive = await client.get(f"{base}/healthz")
+        assert (alive.status_code, alive.json()["ok"]) == (200, True)
+        assert (await client.get(f"{base}/nothing")).status_code == 404
+        assert (await client.post(f"{base}/metrics")).status_code == 405
+    # a loop that stopped turning is what makes poolwatch unhealthy
+    later = time.monotonic() + 60
+    verdict = liveness(runner, now=later)
+    assert not verdict.ok
+    assert list(verdict.detail["stale_seconds"]) == [f"host:{runner.collectors[0].instance}"]
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("127.0.0.1:9108") == ("127.0.0.1", 9108)
+    assert parse_listen(":9108") == ("0.0.0.0", 9108)
+    assert parse_listen("[::1]:9108") == ("::1", 9108)

@@ -7,20 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from poolwatch.sources.host import CHECKS
-
-BASE_ENV = {
-    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-    "POOLWATCH_DOCKER": "off",  # this file is about the core; the Docker source has its own tests
-    "POOLWATCH_STATE_DIR": "/tmp",
-}
+from tests.daemon import BASE_ENV, Daemon
 
 
 def poolwatch(
@@ -134,33 +128,6 @@ def test_help_and_version() -> None:
 
 
 # --- the daemon --------------------------------------------------------------------------------
-
-
-class Daemon:
-    """A running `poolwatch` daemon whose stdout JSON lines are read as they come."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "poolwatch"],
-            env={**BASE_ENV, "POOLWATCH_LOG_FORMAT": "json", **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.lines: list[dict[str, Any]] = []
-
-    def wait_for(self, predicate: Any, deadline: float = 60) -> dict[str, Any]:
-        stdout: IO[str] | None = self.proc.stdout
-        assert stdout is not None
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            line = stdout.readline()
-            if not line:
-                break
-            self.lines.append(json.loads(line))
-            if predicate(self.lines[-1]):
-                return self.lines[-1]
-        raise AssertionError(f"not seen within {deadline}s; lines: {self.lines[-20:]}")
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""A real `poolwatch` daemon process for end-to-end tests, read line by line as it writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import IO, Any
+
+BASE_ENV = {
+    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    "POOLWATCH_DOCKER": "off",  # tests about other parts do not depend on the engine
+    "POOLWATCH_STATE_DIR": "/tmp",
+}
+
+
+class Daemon:
+    """A running `poolwatch` daemon whose stdout JSON lines are read as they come."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "poolwatch"],
+            env={**BASE_ENV, "POOLWATCH_LOG_FORMAT": "json", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.lines: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self, timeout: float = 10) -> int:
+        """SIGTERM, wait, close the pipe; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+    def wait_for(self, predicate: Any, deadline: float = 60) -> dict[str, Any]:
+        stdout: IO[str] | None = self.proc.stdout
+        assert stdout is not None
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            line = stdout.readline()
+            if not line:
+                break
+            self.lines.append(json.loads(line))
+            if predicate(self.lines[-1]):
+                return self.lines[-1]
+        raise AssertionError(f"not seen within {deadline}s; lines: {self.lines[-20:]}")

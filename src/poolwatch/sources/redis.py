@@ -292,9 +292,8 @@ class RedisCollector:
             info = await self._info()
         except _SaturatedError as exc:
             return self._saturated_readings(refused_now=exc.refused_now)
-        maxclients = resolve_maxclients(
-            info, await self._config_maxclients(info), self.configured_maxclients
-        )
+        from_config = None if "maxclients" in info else await self.maxclients_from_config()
+        maxclients = resolve_maxclients(info, from_config, self.configured_maxclients)
         self._maxclients = maxclients or self._maxclients
         now = Sample(info, maxclients)
         readings = [self._reading(UP_CHECK, 1, None)]
@@ -376,11 +375,11 @@ class RedisCollector:
             await self._drop()
             raise
 
-    async def _config_maxclients(self, info: Info) -> float | None:
-        """`CONFIG GET maxclients` when INFO lacks it. Managed servers disable or rename CONFIG;
-        that is an answer (no limit from here), never an error, and is not asked again on this
-        connection."""
-        if "maxclients" in info or not self._config_get:
+    async def maxclients_from_config(self) -> float | None:
+        """`CONFIG GET maxclients` on the held connection (asked only when INFO lacks the limit).
+        Managed servers disable, rename or deny CONFIG: that is an answer (None, logged once and
+        not asked again on this connection), never an error. None when not connected."""
+        if self._conn is None or not self._config_get:
             return None
         try:
             answer = await self._command("CONFIG", "GET", "maxclients")

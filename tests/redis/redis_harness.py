@@ -7,6 +7,7 @@ A plain module (conftest.py holds the fixtures), because test modules cannot imp
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 import shutil
 import socket
@@ -217,3 +218,15 @@ class Polls:
         readings = await self.runner.poll(self.collector)
         await self.runner.handle(self.collector, readings)
         return {r.check: r for r in readings}, self.sink.events[seen:]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_readings() -> dict[str, str]:
+    """check → unit, from the readings table of the README's `## Source: Redis` section."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Source: Redis", 1)[1].split("\n## ", 1)[0]
+    table = section.split("### Readings", 1)[1]
+    rows = re.findall(r"^\| `([a-z_]+)` \| `([a-z_]+)` \|", table, flags=re.MULTILINE)
+    return dict(rows)

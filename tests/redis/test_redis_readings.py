@@ -3,11 +3,9 @@ fallbacks, the backoff, connection options, and the README's readings table."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from redis_harness import readme_readings
 
 from poolwatch.config import RedisTarget, load
 from poolwatch.sources import SourceError
@@ -23,8 +21,6 @@ from poolwatch.sources.redis import (
     parse_info,
     resolve_maxclients,
 )
-
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def redis_target(url: str) -> RedisTarget:
@@ -159,15 +155,6 @@ async def test_unusable_url_is_a_failed_collection_without_the_password() -> Non
         await collector.collect()
     assert "hunter2-secret" not in str(failure.value)
     assert "invalid Redis URL" in str(failure.value)
-
-
-def readme_readings() -> dict[str, str]:
-    """check → unit, from the readings table of the README's `## Source: Redis` section."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Source: Redis", 1)[1].split("\n## ", 1)[0]
-    table = section.split("### Readings", 1)[1]
-    rows = re.findall(r"^\| `([a-z_]+)` \| `([a-z_]+)` \|", table, flags=re.MULTILINE)
-    return dict(rows)
 
 
 def test_readme_documents_every_check_with_its_unit() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_harness import Crowd, Polls, RedisServer, wait_for
+from redis_harness import Crowd, Polls, RedisServer, readme_readings, redis_target, wait_for
 
 import redis
 from poolwatch import config
@@ -52,7 +53,7 @@ async def test_readings_are_the_documented_ones_and_equal_info(
         "keyspace_hit_rate_percent",
     }
     assert set(second) == set(CHECKS)
-    assert {check: r.unit for check, r in second.items()} == UNITS
+    assert {check: r.unit for check, r in second.items()} == UNITS == readme_readings()
     assert second["connected_clients"].value == stats["connected_clients"]
     assert second["connected_clients"].limit == 1000
     assert second["keyspace_hit_rate_percent"].value == pytest.approx(200 / 3)
@@ -177,7 +178,7 @@ async def test_config_get_fallback_on_a_server_that_allows_it(
 
 
 async def test_acl_user_without_config_and_no_secret_in_failures(
-    redis_server: RedisServer, make_collector: MakeCollector, polls: MakePolls
+    redis_server: RedisServer, make_collector: MakeCollector, polls: MakePolls, tmp_path: Path
 ) -> None:
     secret = "acl-secret-4711"
     redis_server.probe.acl_setuser(
@@ -191,6 +192,22 @@ async def test_acl_user_without_config_and_no_secret_in_failures(
         assert readings["up"].value == 1
         assert readings["connected_clients"].limit == 1000
         assert await collector.maxclients_from_config() is None  # NOPERM is an answer
+
+        # the password from a file (Docker secrets), the user from its own key
+        secret_file = tmp_path / "redis_password"
+        secret_file.write_text(secret + "\n")
+        config_file = tmp_path / "poolwatch.yaml"
+        config_file.write_text(
+            "redis:\n  targets:\n"
+            f"    - {{name: cache, url: 'redis://{host}/0', username: watcher,"
+            f" password_file: '{secret_file}'}}\n"
+        )
+        from_file = RedisCollector(config.load(config_file, env={}).redis.targets[0])
+        try:
+            readings, _ = await polls(from_file).poll()
+            assert readings["up"].value == 1
+        finally:
+            await from_file.close()
 
         wrong = make_collector(f"redis://watcher:wrong-{secret}@{host}/0")
         readings, _ = await polls(wrong).poll()
@@ -270,3 +287,29 @@ async def test_daemon_path_env_to_event(
     assert alerts(events[:1]) == [("RedisConnectionsHigh", "firing", "warning")]
     assert events[0].source == "redis"
     wait_for(lambda: not poolwatch_clients(redis_server), "poolwatch to close its connection")
+
+
+async def test_a_server_that_never_answers_times_out_and_holds_nothing(polls: MakePolls) -> None:
+    """Every I/O has a timeout: a listener that accepts and stays silent (a hung server, a
+    firewall half-open) fails the poll within the collector's timeout, with the socket closed."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        target = redis_target(f"redis://127.0.0.1:{port}/0").model_copy(update={"timeout": 1.0})
+        collector = RedisCollector(target)
+        readings, events = await polls(collector).poll()
+        assert readings["up"].value == 0
+        assert "127.0.0.1" in (readings["up"].message or "")
+        assert alerts(events) == [("RedisDown", "firing", "critical")]
+        assert accepted
+        await collector.close()
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

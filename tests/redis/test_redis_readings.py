@@ -9,15 +9,12 @@ from redis_harness import readme_readings
 
 from poolwatch.config import RedisTarget, load
 from poolwatch.sources import SourceError
-from poolwatch.sources.redis import (
+from poolwatch.sources.redis import Backoff, RedisCollector, address, connection_options
+from poolwatch.sources.redis_info import (
     CHECKS,
     READINGS,
     UNITS,
-    Backoff,
-    RedisCollector,
     Sample,
-    address,
-    connection_options,
     parse_info,
     resolve_maxclients,
 )
@@ -149,8 +146,12 @@ def test_connection_options_credentials_and_name() -> None:
     assert address(options) == "/run/redis.sock"
 
 
-async def test_unusable_url_is_a_failed_collection_without_the_password() -> None:
-    collector = RedisCollector(redis_target("memcached://u:hunter2-secret@cache:11211"))
+@pytest.mark.parametrize(
+    "url",
+    ["memcached://u:hunter2-secret@cache:11211", "redis://u:hunter2-secret@cache/0?colour=red"],
+)
+async def test_unusable_url_is_a_failed_collection_without_the_password(url: str) -> None:
+    collector = RedisCollector(redis_target(url))
     with pytest.raises(SourceError) as failure:
         await collector.collect()
     assert "hunter2-secret" not in str(failure.value)

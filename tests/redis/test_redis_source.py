@@ -16,7 +16,8 @@ from poolwatch.assemble import build_collectors
 from poolwatch.evaluate import Evaluator
 from poolwatch.model import Event
 from poolwatch.runner import Runner
-from poolwatch.sources.redis import CHECKS, UNITS, RedisCollector
+from poolwatch.sources.redis import RedisCollector
+from poolwatch.sources.redis_info import CHECKS, UNITS
 
 pytestmark = pytest.mark.integration
 

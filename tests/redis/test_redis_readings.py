@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
-from redis_harness import readme_readings
+from redis_harness import free_port, readme_readings
 
 from poolwatch.config import RedisTarget, load
 from poolwatch.sources import SourceError
@@ -161,3 +161,27 @@ async def test_unusable_url_is_a_failed_collection_without_the_password(url: str
 def test_readme_documents_every_check_with_its_unit() -> None:
     assert readme_readings() == UNITS
     assert set(UNITS) == set(CHECKS)
+
+
+async def test_reconnect_attempts_wait_for_the_backoff() -> None:
+    """Nothing listens on the port: the first poll tries and fails; polls inside the backoff
+    do not try again; once the clock passes it, the next poll tries again."""
+    clock = [100.0]
+    collector = RedisCollector(
+        redis_target(f"redis://127.0.0.1:{free_port()}/0"),
+        backoff=Backoff(base=4.0, cap=30.0, jitter=lambda: 0.0),
+        clock=lambda: clock[0],
+    )
+    with pytest.raises(SourceError, match=r"Error 111") as first:
+        await collector.collect()
+    assert "next attempt" not in str(first.value)
+    clock[0] += 1.0
+    with pytest.raises(SourceError, match=r"next attempt in 1\.0s"):
+        await collector.collect()
+    clock[0] += 1.0
+    with pytest.raises(SourceError) as third:
+        await collector.collect()
+    assert "next attempt" not in str(third.value)
+    clock[0] += 3.0  # the second failure doubled the wait to 4s (jitter factor 0.5)
+    with pytest.raises(SourceError, match=r"next attempt in 1\.0s"):
+        await collector.collect()

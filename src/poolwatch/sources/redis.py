@@ -294,7 +294,8 @@ class RedisCollector:
         self._saturated = SATURATION_ERROR in reason
         if self._saturated:
             return _SaturatedError(True)
-        self._last_failure = redact.scrub(f"{self.where}: {reason}")
+        where = "" if self.where in reason else f"{self.where}: "
+        self._last_failure = redact.scrub(f"{where}{reason}")
         return SourceError(self._last_failure)
 
     async def _drop(self) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: the event JSON Schema validator and free loopback ports.
+"""Fixtures shared by every test: the event JSON Schema validator.
 
 Fixtures that start real servers live beside the tests that need them (tests/<area>/conftest.py)
 and fail, never skip, when their server binary is missing: CI must prove every behaviour.
@@ -7,18 +7,11 @@ and fail, never skip, when their server binary is missing: CI must prove every b
 from __future__ import annotations
 
 import json
-import socket
 from importlib import resources
 from typing import Any
 
 import jsonschema
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sources import Collector
 from poolwatch.sources.host import HostCollector
+from poolwatch.sources.redis import RedisCollector
 
 
 async def build_collectors(config: Config) -> list[Collector]:
@@ -14,6 +15,8 @@ async def build_collectors(config: Config) -> list[Collector]:
     collectors: list[Collector] = []
     if config.host.enabled:
         collectors.append(HostCollector(config.host))
+    for redis_target in config.redis.targets:
+        collectors.append(RedisCollector(redis_target))
     return collectors
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.daemon import Daemon
+from tests.net import free_port
 
 
 def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:

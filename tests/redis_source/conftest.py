@@ -1,0 +1,91 @@
+"""Fixtures for the Redis source tests: private redis-servers and collectors.
+
+Servers are shared per session where a test can leave them as it found them (the machine is
+small and shared): `redis_server` (maxclients 1000) and `redis_no_config` (CONFIG renamed away,
+maxclients 100). `own_redis` is a server a test may stop and start. Each fails, never skips,
+when redis-server is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.redis_source.harness import Crowd, Polls, RedisServer, raise_fd_limit, redis_target
+
+from poolwatch.sources.redis import Backoff, RedisCollector
+
+
+def _server(tmp: Path, maxclients: int, *extra: str) -> Iterator[RedisServer]:
+    raise_fd_limit()
+    server = RedisServer(tmp, maxclients, *extra)
+    server.start()
+    try:
+        maxclients_seen = int(server.info()["maxclients"])
+        if maxclients_seen != maxclients:
+            pytest.fail(
+                f"redis-server lowered maxclients to {maxclients_seen} (ulimit -n too low?)"
+            )
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    yield from _server(tmp_path_factory.mktemp("redis"), 1000)
+
+
+@pytest.fixture(scope="session")
+def redis_no_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    yield from _server(
+        tmp_path_factory.mktemp("redis-no-config"), 100, "--rename-command", "CONFIG", ""
+    )
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    yield from _server(tmp_path, 1000)
+
+
+@pytest.fixture
+async def make_collector() -> AsyncIterator[Callable[..., RedisCollector]]:
+    """Collectors with a quick backoff, closed after the test."""
+    made: list[RedisCollector] = []
+
+    def make(url: str, **env: str) -> RedisCollector:
+        collector = RedisCollector(redis_target(url, **env), backoff=Backoff(base=0.01, cap=0.05))
+        made.append(collector)
+        return collector
+
+    yield make
+    for collector in made:
+        await collector.close()
+
+
+@pytest.fixture
+def polls(validate_event: Callable[..., Any]) -> Callable[[RedisCollector], Polls]:
+    return lambda collector: Polls(collector, validate_event)
+
+
+def _crowd(server: RedisServer) -> Iterator[Crowd]:
+    # start calm: only the probe is connected (a previous test's connections have gone)
+    server.wait_for_clients(1)
+    people = Crowd(server)
+    try:
+        yield people
+    finally:
+        people.close()
+
+
+@pytest.fixture
+def crowd(redis_server: RedisServer) -> Iterator[Crowd]:
+    """Real client connections on the shared server, dispersed afterwards."""
+    yield from _crowd(redis_server)
+
+
+@pytest.fixture
+def crowd_no_config(redis_no_config: RedisServer) -> Iterator[Crowd]:
+    yield from _crowd(redis_no_config)

@@ -1,0 +1,188 @@
+"""The Redis source's pure parts, on recorded INFO text: the INFO → readings table, the limit's
+fallbacks, the backoff, connection options, and the README's readings table."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from tests.net import free_port
+from tests.redis_source.harness import readme_readings
+
+from poolwatch.config import RedisTarget, load
+from poolwatch.sources import SourceError
+from poolwatch.sources.redis import Backoff, RedisCollector, address, connection_options
+from poolwatch.sources.redis_info import (
+    CHECKS,
+    READINGS,
+    UNITS,
+    Sample,
+    parse_info,
+    resolve_maxclients,
+)
+
+
+def redis_target(url: str) -> RedisTarget:
+    return load(env={"POOLWATCH_REDIS_URL": url}).redis.targets[0]
+
+
+RECORDED = """\
+# Server
+redis_version:7.0.15
+run_id:aaaa
+
+# Clients
+connected_clients:12
+maxclients:1000
+blocked_clients:2
+
+# Memory
+used_memory:52428800
+maxmemory:104857600
+
+# Stats
+rejected_connections:{rejected}
+keyspace_hits:{hits}
+keyspace_misses:{misses}
+evicted_keys:{evicted}
+
+# Keyspace
+db0:keys=3,expires=0,avg_ttl=0
+"""
+
+
+def info(
+    rejected: int = 0, hits: int = 0, misses: int = 0, evicted: int = 0, **over: str
+) -> Sample:
+    fields = parse_info(
+        RECORDED.format(rejected=rejected, hits=hits, misses=misses, evicted=evicted)
+    )
+    fields.update(over)
+    return Sample(fields, resolve_maxclients(fields, None, None))
+
+
+def measure(now: Sample, before: Sample | None) -> dict[str, tuple[float, float | None]]:
+    measured = {spec.check: spec.measure(now, before) for spec in READINGS}
+    return {check: value for check, value in measured.items() if value is not None}
+
+
+def test_parse_info_keeps_fields_and_skips_headers() -> None:
+    fields = parse_info(RECORDED.replace("\n", "\r\n"))
+    assert fields["connected_clients"] == "12"
+    assert fields["db0"] == "keys=3,expires=0,avg_ttl=0"
+    assert not any(name.startswith("#") for name in fields)
+
+
+def test_first_poll_has_gauges_only() -> None:
+    assert measure(info(), None) == {
+        "connected_clients": (12.0, 1000.0),
+        "blocked_clients": (2.0, None),
+        "memory_percent": (50.0, 100.0),
+    }
+
+
+def test_second_poll_adds_deltas_and_hit_rate_of_the_interval() -> None:
+    before = info(rejected=5, hits=1000, misses=1000, evicted=7)
+    now = info(rejected=8, hits=1090, misses=1010, evicted=7)
+    measured = measure(now, before)
+    assert measured["rejected_connections"] == (3.0, None)
+    assert measured["evicted_keys"] == (0.0, None)
+    # 90 hits and 10 misses this interval: 90%, although the lifetime rate is about 52%
+    assert measured["keyspace_hit_rate_percent"] == (90.0, 100.0)
+
+
+def test_no_traffic_means_no_hit_rate() -> None:
+    before = info(hits=50, misses=50)
+    assert "keyspace_hit_rate_percent" not in measure(info(hits=50, misses=50), before)
+
+
+def test_no_maxmemory_means_no_memory_percent() -> None:
+    assert "memory_percent" not in measure(info(maxmemory="0"), None)
+
+
+def test_restart_counts_from_zero() -> None:
+    before = info(rejected=100, hits=500)
+    now = info(rejected=4, hits=30, misses=10, run_id="bbbb")
+    measured = measure(now, before)
+    assert measured["rejected_connections"] == (4.0, None)
+    assert measured["keyspace_hit_rate_percent"] == (75.0, 100.0)
+
+
+def test_maxclients_from_info_then_config_get_then_configured() -> None:
+    with_info = {"maxclients": "1000"}
+    assert resolve_maxclients(with_info, 50.0, 20) == 1000.0
+    assert resolve_maxclients({}, 50.0, 20) == 50.0
+    assert resolve_maxclients({}, None, 20) == 20.0
+    assert resolve_maxclients({}, None, None) is None
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    for jitter, factor in ((lambda: 0.0, 0.5), (lambda: 0.999, 0.9995)):
+        backoff = Backoff(base=1.0, cap=30.0, jitter=jitter)
+        delays = [backoff.delay(n) for n in range(1, 9)]
+        expected = [min(30.0, 2.0**i) * factor for i in range(8)]
+        assert delays == pytest.approx(expected)
+
+
+def test_connection_options_credentials_and_name() -> None:
+    target = RedisTarget.model_validate(
+        {
+            "name": "cache",
+            "url": "rediss://ops:from-url@cache.example:6380/2",
+            "password": "from-config",
+            "interval": 10,
+            "timeout": 4,
+            "rules": {},
+        }
+    )
+    cls, options = connection_options(target, 2.0)
+    assert cls is SSLConnection
+    assert options["password"] == "from-config"
+    assert options["username"] == "ops"
+    assert options["db"] == 2
+    assert options["client_name"] == "poolwatch"
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 2.0
+    assert address(options) == "cache.example:6380"
+    cls, options = connection_options(redis_target("unix:///run/redis.sock"), 1.0)
+    assert cls is UnixDomainSocketConnection
+    assert address(options) == "/run/redis.sock"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["memcached://u:hunter2-secret@cache:11211", "redis://u:hunter2-secret@cache/0?colour=red"],
+)
+async def test_unusable_url_is_a_failed_collection_without_the_password(url: str) -> None:
+    collector = RedisCollector(redis_target(url))
+    with pytest.raises(SourceError) as failure:
+        await collector.collect()
+    assert "hunter2-secret" not in str(failure.value)
+    assert "invalid Redis URL" in str(failure.value)
+
+
+def test_readme_documents_every_check_with_its_unit() -> None:
+    assert readme_readings() == UNITS
+    assert set(UNITS) == set(CHECKS)
+
+
+async def test_reconnect_attempts_wait_for_the_backoff() -> None:
+    """Nothing listens on the port: the first poll tries and fails; polls inside the backoff
+    do not try again; once the clock passes it, the next poll tries again."""
+    clock = [100.0]
+    collector = RedisCollector(
+        redis_target(f"redis://127.0.0.1:{free_port()}/0"),
+        backoff=Backoff(base=4.0, cap=30.0, jitter=lambda: 0.0),
+        clock=lambda: clock[0],
+    )
+    with pytest.raises(SourceError, match=r"Error 111") as first:
+        await collector.collect()
+    assert "next attempt" not in str(first.value)
+    clock[0] += 1.0
+    with pytest.raises(SourceError, match=r"next attempt in 1\.0s"):
+        await collector.collect()
+    clock[0] += 1.0
+    with pytest.raises(SourceError) as third:
+        await collector.collect()
+    assert "next attempt" not in str(third.value)
+    clock[0] += 3.0  # the second failure doubled the wait to 4s (jitter factor 0.5)
+    with pytest.raises(SourceError, match=r"next attempt in 1\.0s"):
+        await collector.collect()

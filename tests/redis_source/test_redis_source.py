@@ -1,0 +1,323 @@
+"""The Redis source against real redis-servers, crowded with real client connections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from tests.redis_source.harness import (
+    Crowd,
+    Polls,
+    RedisServer,
+    readme_readings,
+    redis_target,
+    wait_for,
+)
+
+from poolwatch import config
+from poolwatch.assemble import build_collectors
+from poolwatch.evaluate import Evaluator
+from poolwatch.model import Event
+from poolwatch.runner import Runner
+from poolwatch.sources.redis import RedisCollector
+from poolwatch.sources.redis_info import CHECKS, UNITS
+
+pytestmark = pytest.mark.integration
+
+MakeCollector = Callable[..., RedisCollector]
+MakePolls = Callable[[RedisCollector], Polls]
+
+
+def alerts(events: list[Event]) -> list[tuple[str, str, str]]:
+    return [(e.alert, e.status, e.severity) for e in events]
+
+
+def poolwatch_clients(server: RedisServer) -> list[dict[str, Any]]:
+    return [c for c in server.probe.client_list() if c["name"] == "poolwatch"]
+
+
+async def test_readings_are_the_documented_ones_and_equal_info(
+    redis_server: RedisServer, make_collector: MakeCollector, polls: MakePolls
+) -> None:
+    collector = make_collector(redis_server.url)
+    drive = polls(collector)
+    redis_server.probe.config_set("maxmemory", "64mb")
+    try:
+        first, _ = await drive.poll()
+        redis_server.probe.set("present", "1")
+        for key in ("present", "present", "absent"):
+            redis_server.probe.get(key)
+        second, _ = await drive.poll()
+        stats = redis_server.info()
+    finally:
+        redis_server.probe.config_set("maxmemory", "0")
+    assert set(first) == set(CHECKS) - {
+        "rejected_connections",
+        "evicted_keys",
+        "keyspace_hit_rate_percent",
+    }
+    assert set(second) == set(CHECKS)
+    assert {check: r.unit for check, r in second.items()} == UNITS == readme_readings()
+    assert second["connected_clients"].value == stats["connected_clients"]
+    assert second["connected_clients"].limit == 1000
+    assert second["keyspace_hit_rate_percent"].value == pytest.approx(200 / 3)
+    assert second["rejected_connections"].value == 0
+    # one connection for every poll, named poolwatch
+    assert len(poolwatch_clients(redis_server)) == 1
+
+
+async def test_crowd_raises_warning_then_critical_then_resolves(
+    redis_server: RedisServer, crowd: Crowd, make_collector: MakeCollector, polls: MakePolls
+) -> None:
+    collector = make_collector(redis_server.url)
+    drive = polls(collector)
+    await drive.poll()
+    held = poolwatch_clients(redis_server)[0]["id"]
+
+    crowd.set_total(810)
+    readings, events = await drive.poll()
+    assert readings["connected_clients"].value == redis_server.clients() == 810
+    assert alerts(events) == [("RedisConnectionsHigh", "firing", "warning")]
+    assert events[0].threshold == 800
+    assert events[0].limit == 1000
+
+    crowd.set_total(905)
+    readings, events = await drive.poll()
+    assert readings["connected_clients"].value == redis_server.clients() == 905
+    assert alerts(events) == [("RedisConnectionsCritical", "firing", "critical")]
+
+    crowd.set_total(100)
+    first, early = await drive.poll()
+    readings, events = await drive.poll()  # clear_for: 2 polls
+    assert first["connected_clients"].value == readings["connected_clients"].value == 100
+    assert early == []
+    assert alerts(events) == [("RedisConnectionsCritical", "resolved", "critical")]
+    # never a new connection per poll: the same one all along
+    assert [c["id"] for c in poolwatch_clients(redis_server)] == [held]
+
+
+async def test_full_server_true_count_rejections_and_saturation(
+    redis_server: RedisServer, crowd: Crowd, make_collector: MakeCollector, polls: MakePolls
+) -> None:
+    collector = make_collector(redis_server.url)
+    drive = polls(collector)
+    await drive.poll()
+
+    crowd.set_total(1000)
+    readings, events = await drive.poll()
+    assert readings["connected_clients"].value == redis_server.clients() == 1000
+    assert readings["up"].value == 1
+    assert alerts(events) == [("RedisConnectionsCritical", "firing", "critical")]
+
+    assert crowd.refused().startswith(b"-ERR max number of clients reached")
+    readings, events = await drive.poll()
+    assert readings["connected_clients"].value == 1000
+    assert readings["rejected_connections"].value == 1
+    assert alerts(events) == [("RedisRejectingConnections", "firing", "warning")]
+
+    # poolwatch loses its connection and someone else takes the slot before it can return
+    redis_server.probe.client_kill_filter(_id=poolwatch_clients(redis_server)[0]["id"])
+    crowd.set_total(1000)
+    readings, events = await drive.poll()
+    assert readings["up"].value == 1
+    assert readings["connected_clients"].value == 1000
+    assert readings["connected_clients"].limit == 1000
+    assert "max number of clients reached" in (readings["connected_clients"].message or "")
+    assert readings["rejected_connections"].value >= 1
+    assert events == []  # still critical, still rejecting, and not down
+    assert {key.check: s.label for key, s in drive.evaluator.firing()} == {
+        "connected_clients": "critical",
+        "rejected_connections": "warning",
+    }
+
+    # a poolwatch that starts now sees the saturation as critical straight away
+    fresh = Evaluator("test-host")
+    judged = fresh.observe("redis:main", list(readings.values()), collector.rules, drive.now)
+    critical = [e for e in judged if e.check == "connected_clients"]
+    assert alerts(critical) == [("RedisConnectionsCritical", "firing", "critical")]
+    assert "max number of clients reached" in critical[0].message
+
+    # room again: poolwatch reconnects and reports the true count
+    crowd.set_total(500)
+    await asyncio.sleep(0.06)  # past the test backoff's cap
+    readings, _ = await drive.poll()
+    assert readings["connected_clients"].value == redis_server.clients() == 501  # with poolwatch
+    assert readings["connected_clients"].message is None
+
+
+async def test_config_renamed_limit_from_info_and_percent_thresholds(
+    redis_no_config: RedisServer,
+    crowd_no_config: Crowd,
+    make_collector: MakeCollector,
+    polls: MakePolls,
+) -> None:
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        redis_no_config.probe.config_get("maxclients")
+    collector = make_collector(
+        redis_no_config.url, REDIS_CONN_WARNING="50%", REDIS_CONN_CRITICAL="90%"
+    )
+    drive = polls(collector)
+    # asked directly, CONFIG GET's absence is an answer, not an error
+    await drive.poll()
+    assert await collector.maxclients_from_config() is None
+
+    crowd_no_config.set_total(60)
+    readings, events = await drive.poll()
+    assert readings["connected_clients"].value == 60
+    assert readings["connected_clients"].limit == 100
+    assert alerts(events) == [("RedisConnectionsHigh", "firing", "warning")]
+    assert events[0].threshold == 50
+    crowd_no_config.set_total(95)
+    _, events = await drive.poll()
+    assert alerts(events) == [("RedisConnectionsCritical", "firing", "critical")]
+    assert events[0].threshold == 90
+
+
+async def test_config_get_fallback_on_a_server_that_allows_it(
+    redis_server: RedisServer, make_collector: MakeCollector
+) -> None:
+    collector = make_collector(redis_server.url)
+    await collector.collect()
+    assert await collector.maxclients_from_config() == 1000
+
+
+async def test_acl_user_without_config_and_no_secret_in_failures(
+    redis_server: RedisServer, make_collector: MakeCollector, polls: MakePolls, tmp_path: Path
+) -> None:
+    secret = "acl-secret-4711"
+    redis_server.probe.acl_setuser(
+        "watcher", enabled=True, passwords=[f"+{secret}"], commands=["+info", "+client|setname"]
+    )
+    try:
+        host = f"127.0.0.1:{redis_server.port}"
+        collector = make_collector(f"redis://watcher:{secret}@{host}/0")
+        assert await collector.maxclients_from_config() is None  # not connected yet
+        readings, _ = await polls(collector).poll()
+        assert readings["up"].value == 1
+        assert readings["connected_clients"].limit == 1000
+        assert await collector.maxclients_from_config() is None  # NOPERM is an answer
+
+        # the password from a file (Docker secrets), the user from its own key
+        secret_file = tmp_path / "redis_password"
+        secret_file.write_text(secret + "\n")
+        config_file = tmp_path / "poolwatch.yaml"
+        config_file.write_text(
+            "redis:\n  targets:\n"
+            f"    - {{name: cache, url: 'redis://{host}/0', username: watcher,"
+            f" password_file: '{secret_file}'}}\n"
+        )
+        from_file = RedisCollector(config.load(config_file, env={}).redis.targets[0])
+        try:
+            readings, _ = await polls(from_file).poll()
+            assert readings["up"].value == 1
+        finally:
+            await from_file.close()
+
+        wrong = make_collector(f"redis://watcher:wrong-{secret}@{host}/0")
+        readings, _ = await polls(wrong).poll()
+        assert readings["up"].value == 0
+        assert host in (readings["up"].message or "")
+        assert secret not in (readings["up"].message or "")
+    finally:
+        redis_server.probe.acl_deluser("watcher")
+
+
+async def test_stopped_server_is_down_within_two_intervals_and_resolves(
+    own_redis: RedisServer, make_collector: MakeCollector, polls: MakePolls
+) -> None:
+    collector = make_collector(own_redis.url)
+    drive = polls(collector)
+    readings, _ = await drive.poll()
+    assert readings["up"].value == 1
+
+    own_redis.stop()
+    fired: list[Event] = []
+    for _ in range(2):
+        readings, events = await drive.poll()
+        fired += events
+    assert alerts(fired) == [("RedisDown", "firing", "critical")]
+    assert readings["up"].value == 0
+    assert readings["up"].message
+
+    own_redis.start()
+    resolved: list[Event] = []
+    for _ in range(10):  # bounded: the backoff may skip an attempt, clear_for needs 2 polls
+        await asyncio.sleep(0.06)  # past the test backoff's cap
+        readings, events = await drive.poll()
+        resolved += events
+        if resolved:
+            break
+    assert alerts(resolved) == [("RedisDown", "resolved", "critical")]
+    assert len(poolwatch_clients(own_redis)) == 1
+
+
+async def test_daemon_path_env_to_event(
+    redis_server: RedisServer, validate_event: Callable[..., Any]
+) -> None:
+    """The seed's variables → assemble → runner → an event, on the real schedule."""
+    settings = config.load(
+        env={
+            "POOLWATCH_REDIS_URL": redis_server.url,
+            "POOLWATCH_HOST_STATS": "off",
+            "POOLWATCH_INTERVAL": "100ms",
+            "REDIS_CONN_WARNING": "1",
+            "REDIS_CONN_CRITICAL": "900",
+        }
+    )
+    collectors = await build_collectors(settings)
+    assert [(c.source, c.instance) for c in collectors] == [("redis", "main")]
+    events: list[Event] = []
+    arrived = asyncio.Event()
+
+    class Sink:
+        name = "list"
+
+        async def send(self, event: Event) -> None:
+            validate_event(event.to_dict())
+            events.append(event)
+            arrived.set()
+
+        async def close(self, grace: float) -> None:
+            return None
+
+    stop = asyncio.Event()
+    runner = Runner(collectors, [Sink()], Evaluator("test-host"), shutdown_timeout=2)
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert alerts(events[:1]) == [("RedisConnectionsHigh", "firing", "warning")]
+    assert events[0].source == "redis"
+    wait_for(lambda: not poolwatch_clients(redis_server), "poolwatch to close its connection")
+
+
+async def test_a_server_that_never_answers_times_out_and_holds_nothing(polls: MakePolls) -> None:
+    """Every I/O has a timeout: a listener that accepts and stays silent (a hung server, a
+    firewall half-open) fails the poll within the collector's timeout, with the socket closed."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        target = redis_target(f"redis://127.0.0.1:{port}/0").model_copy(update={"timeout": 1.0})
+        collector = RedisCollector(target)
+        readings, events = await polls(collector).poll()
+        assert readings["up"].value == 0
+        assert "127.0.0.1" in (readings["up"].message or "")
+        assert alerts(events) == [("RedisDown", "firing", "critical")]
+        assert accepted
+        await collector.close()
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -7,6 +7,7 @@ from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sources import Collector
 from poolwatch.sources.host import HostCollector
+from poolwatch.sources.postgres import PostgresCollector
 
 
 async def build_collectors(config: Config) -> list[Collector]:
@@ -14,6 +15,7 @@ async def build_collectors(config: Config) -> list[Collector]:
     collectors: list[Collector] = []
     if config.host.enabled:
         collectors.append(HostCollector(config.host))
+    collectors.extend(PostgresCollector(target) for target in config.postgres.targets)
     return collectors
 
 

@@ -239,7 +239,12 @@ class PostgresCollector:
         self.rules: Rules = target.rules
         self.limit_override = target.max_connections
         self.last_poll_partial = False
-        self._dsn = libpq_uri(target.dsn)
+        self._dsn: str | None = None
+        self._dsn_error: str | None = None
+        try:
+            self._dsn = libpq_uri(target.dsn)
+        except SourceError as exc:  # reported by every poll, like any other failure
+            self._dsn_error = f"invalid DSN: {exc}"
         self._password = target.password.get_secret_value() if target.password else None
         self._clock, self._jitter = clock, jitter
         self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
@@ -300,6 +305,8 @@ class PostgresCollector:
         return isinstance(exc, connection_errors) or state.startswith(("08", "57P"))
 
     async def _connect(self) -> Any:
+        if self._dsn_error:
+            raise SourceError(self._dsn_error)
         wait = self._retry_at - self._clock()
         if wait > 0:
             if self._saturated:

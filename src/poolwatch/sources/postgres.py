@@ -12,10 +12,10 @@ Why it is built this way (each point is a mistake other monitors make):
 - asyncpg never reconnects by itself: after a lost connection poolwatch reconnects at once, then
   with capped exponential backoff and jitter, and never holds two connections to one target.
 
-Time: the server cancels the query after a third of the collector's timeout (`statement_timeout`);
-the client gives up a little later, and only then treats the connection as dead, so a dead
-network is told apart from a slow query. Connecting gets a third as well, so a poll that loses its
-connection and reconnects still fits the runner's timeout. The readings are listed in README.md
+Time: connecting and the query each get 30 % of the collector's timeout, so a poll that loses its
+connection, reconnects and queries again still fits the runner's timeout. The server cancels a
+slow query first (`statement_timeout`, a little shorter), so a client-side timeout means a dead
+peer: only then is the connection dropped. The readings are listed in README.md
 (section "Source: PostgreSQL"); a test checks that this module emits exactly those.
 """
 
@@ -248,7 +248,8 @@ class PostgresCollector:
         self._password = target.password.get_secret_value() if target.password else None
         self._clock, self._jitter = clock, jitter
         self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
-        self._step = target.timeout / 3
+        # connect, query, reconnect, query again: three steps must fit the runner's timeout
+        self._step = target.timeout * 0.3
         self._conn: Any = None
         self._lock = asyncio.Lock()
         self._failures = 0
@@ -278,9 +279,11 @@ class PostgresCollector:
     # --- connection ---------------------------------------------------------------------------
 
     async def _fetch(self) -> Any:
-        if self._conn is not None and not self._conn.is_closed():
+        if self._conn is not None and self._conn.is_closed():
+            await self._drop("connection closed by the server")
+        if self._conn is not None:
             try:
-                return await self._conn.fetchrow(QUERY, timeout=self._step * 1.25)
+                return await self._conn.fetchrow(QUERY, timeout=self._step)
             except Exception as exc:
                 if not self._lost(exc):
                     raise SourceError(f"query failed: {_reason(exc)}") from None
@@ -288,7 +291,7 @@ class PostgresCollector:
                 # the server may well be there: reconnect at once, in this same poll
         conn = await self._connect()
         try:
-            return await conn.fetchrow(QUERY, timeout=self._step * 1.25)
+            return await conn.fetchrow(QUERY, timeout=self._step)
         except Exception as exc:
             if self._lost(exc):
                 await self._drop(_reason(exc))
@@ -317,10 +320,11 @@ class PostgresCollector:
                 self._dsn,
                 password=self._password,
                 timeout=self._step,
-                command_timeout=self._step * 1.25,
+                command_timeout=self._step,
                 server_settings={
                     "application_name": APPLICATION_NAME,
-                    "statement_timeout": str(max(1, int(self._step * 1000))),
+                    # the server cancels first, so a client timeout means a dead peer
+                    "statement_timeout": str(max(1, int(self._step * 800))),
                 },
             )
         except Exception as exc:

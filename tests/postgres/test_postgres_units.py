@@ -9,14 +9,13 @@ import pytest
 from poolwatch import config
 from poolwatch.assemble import build_collectors
 from poolwatch.sources import Collector, Partial, SourceError
+from poolwatch.sources.pgdsn import libpq_uri, parse_keywords
 from poolwatch.sources.postgres import (
     MAX_LABEL_VALUES,
     OTHER,
     PostgresCollector,
     _bounded,
     deadlock_delta,
-    libpq_uri,
-    parse_keywords,
 )
 
 

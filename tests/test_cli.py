@@ -188,3 +188,18 @@ def test_daemon_fires_once_resolves_and_stops_on_sigterm(
         daemon.proc.stdout.close()
     assert code == 0
     assert tail["level"] == "info"
+
+
+def test_unreachable_source_is_critical_not_unknown() -> None:
+    done = poolwatch(
+        "--once",
+        env={
+            "POOLWATCH_POSTGRES_DSN": "postgresql://u:pw@127.0.0.1:1/x",
+            "POOLWATCH_HOST_STATS": "off",
+        },
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    (up,) = [r for r in results(done.stdout) if r["check"] == "up"]
+    assert up["source"] == "postgres"
+    assert up["severity"] == "critical"
+    assert "pw" not in done.stdout.replace("postgres", "") + done.stderr

@@ -7,6 +7,7 @@ from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sources import Collector
 from poolwatch.sources.host import HostCollector
+from poolwatch.sources.postgres import PostgresCollector
 from poolwatch.sources.redis import RedisCollector
 
 
@@ -17,6 +18,7 @@ async def build_collectors(config: Config) -> list[Collector]:
         collectors.append(HostCollector(config.host))
     for redis_target in config.redis.targets:
         collectors.append(RedisCollector(redis_target))
+    collectors.extend(PostgresCollector(target) for target in config.postgres.targets)
     return collectors
 
 

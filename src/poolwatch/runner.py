@@ -23,7 +23,7 @@ from poolwatch.evaluate import Evaluator
 from poolwatch.logs import get_logger
 from poolwatch.model import UP_CHECK, AlertKey, Event, Reading, now_utc
 from poolwatch.sinks import Sink
-from poolwatch.sources import Collector, SourceError, Watcher
+from poolwatch.sources import Collector, Partial, SourceError, Watcher
 
 _CLOSE_TIMEOUT = 2.0
 
@@ -117,7 +117,8 @@ class Runner:
         self.latest[owner] = {r.key: r for r in readings}
         events = self.evaluator.observe(owner, readings, collector.rules, now)
         down = any(r.check == UP_CHECK and r.value < 1 for r in readings)
-        if not down:
+        partial = isinstance(collector, Partial) and collector.last_poll_partial
+        if not down and not partial:
             events += self.evaluator.sweep(owner, (r.key for r in readings), now)
         if self.log_samples:
             self._log.info(

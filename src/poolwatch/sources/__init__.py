@@ -47,3 +47,11 @@ class Watcher(Protocol):
     async def watch(self, publish: Publish) -> None:
         """Run until cancelled; reconnect on errors by itself."""
         ...
+
+
+@runtime_checkable
+class Partial(Protocol):
+    """A collector whose last poll may have seen only part of its target (PostgreSQL with a full
+    pool: the count is known, the rest is not). The runner then resolves nothing as "gone"."""
+
+    last_poll_partial: bool

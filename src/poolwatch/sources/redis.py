@@ -150,15 +150,19 @@ class RedisCollector:
         self._retry_at = 0.0
         self._last_failure = ""
         self._saturated = False
+        self.last_poll_partial = False
+        """True while saturated: only the count is known, so nothing else counts as gone."""
 
     # --- the poll ---
 
     async def collect(self) -> Sequence[Reading]:
         if self._invalid:
             raise SourceError(self._invalid)
+        self.last_poll_partial = False
         try:
             info = await self._info()
         except _SaturatedError as exc:
+            self.last_poll_partial = True
             return self._saturated_readings(refused_now=exc.refused_now)
         from_config = None if "maxclients" in info else await self.maxclients_from_config()
         maxclients = resolve_maxclients(info, from_config, self.configured_maxclients)

@@ -1,0 +1,98 @@
+"""The PostgreSQL source's pure parts: DSN keywords, deadlock deltas, wiring. No server needed."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from poolwatch import config
+from poolwatch.assemble import build_collectors
+from poolwatch.sources import Collector, Partial, SourceError
+from poolwatch.sources.pgdsn import libpq_uri, parse_keywords
+from poolwatch.sources.postgres import (
+    MAX_LABEL_VALUES,
+    OTHER,
+    PostgresCollector,
+    _bounded,
+    deadlock_delta,
+)
+
+
+def test_parse_keywords_quotes_and_escapes() -> None:
+    text = r"host=db  port = 5433 password='it\'s a \\ secret' dbname=app user=''"
+    assert parse_keywords(text) == {
+        "host": "db",
+        "port": "5433",
+        "password": "it's a \\ secret",
+        "dbname": "app",
+        "user": "",
+    }
+
+
+@pytest.mark.parametrize("bad", ["host", "host=db port", "password='open"])
+def test_parse_keywords_rejects(bad: str) -> None:
+    with pytest.raises(SourceError):
+        parse_keywords(bad)
+
+
+async def test_bad_dsn_is_a_failed_poll_not_a_crash() -> None:
+    loaded = config.load(env={"POOLWATCH_POSTGRES_DSN": "host=db password='s3cret-unclosed"})
+    collector = PostgresCollector(loaded.postgres.targets[0])
+    with pytest.raises(SourceError) as caught:
+        await collector.collect()
+    assert "s3cret" not in str(caught.value)
+
+
+def test_libpq_uri() -> None:
+    assert libpq_uri("") is None
+    assert libpq_uri("postgresql://u@h/db") == "postgresql://u@h/db"
+    uri = libpq_uri("host=/run/postgresql user=pw application_name=x connect_timeout=3")
+    assert uri is not None
+    assert parse_qs(urlsplit(uri).query) == {"host": ["/run/postgresql"], "user": ["pw"]}
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "expected"),
+    [
+        (None, {1: (5, "r")}, None),  # first poll: no delta yet
+        ({1: (5, "r")}, {1: (5, "r")}, 0),
+        ({1: (5, "r")}, {1: (7, "r")}, 2),
+        ({1: (5, "r"), 2: (1, "r")}, {1: (6, "r"), 2: (3, "r")}, 3),
+        ({1: (5, "r")}, {1: (1, "r2")}, 1),  # stats reset: count from zero
+        ({1: (5, "r")}, {1: (2, "r")}, 2),  # counter went down without a reset time
+        ({1: (5, "r")}, {1: (5, "r"), 9: (4, "r")}, 0),  # a new database is a baseline
+    ],
+)
+def test_deadlock_delta(
+    previous: dict[int, tuple[int, str | None]] | None,
+    current: dict[int, tuple[int, str | None]],
+    expected: int | None,
+) -> None:
+    assert deadlock_delta(previous, current) == expected
+
+
+def test_bounded_cardinality() -> None:
+    counts = {f"db{i:02}": i for i in range(1, 31)}
+    kept = _bounded(counts)
+    assert len(kept) == MAX_LABEL_VALUES + 1
+    assert kept[OTHER] == sum(range(1, 11))
+    assert sum(kept.values()) == sum(counts.values())
+
+
+async def test_assemble_builds_one_collector_per_target() -> None:
+    loaded = config.load(
+        env={
+            "POOLWATCH_POSTGRES_DSN": "postgresql://u:pw@db/app",
+            "POOLWATCH_HOST_STATS": "off",
+            "POSTGRES_CONN_WARNING": "75%",
+        }
+    )
+    collectors = await build_collectors(loaded)
+    assert len(collectors) == 1
+    collector = collectors[0]
+    assert isinstance(collector, PostgresCollector)
+    assert isinstance(collector, Collector)
+    assert isinstance(collector, Partial)
+    assert collector.instance == "main"
+    assert str(collector.rules["connections"].warning) == "75%"

@@ -13,6 +13,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+# PostgreSQL fixtures serve the source's own tests and the stack tests (reload, Prometheus,
+# Alertmanager); one session server for all of them.
+pytest_plugins = ("tests.postgres.fixtures",)
+
 
 @pytest.fixture(scope="session")
 def event_validator() -> jsonschema.protocols.Validator:

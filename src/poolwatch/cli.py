@@ -15,7 +15,7 @@ import yaml
 
 from poolwatch import __version__, logs
 from poolwatch import config as configuration
-from poolwatch.assemble import build_collectors, build_sinks
+from poolwatch.assemble import build_collectors, build_sinks, plan
 from poolwatch.evaluate import Evaluator
 from poolwatch.health import liveness, readiness
 from poolwatch.listener import Listener
@@ -96,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(daemon(config, args.config))
     except KeyboardInterrupt:
         return EXIT_UNKNOWN
+    except BrokenPipeError:
+        # `poolwatch --once | head`: the reader left; say nothing more, and let Python's exit
+        # flush go to /dev/null instead of raising a second time
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_UNKNOWN
 
 
 def check_config(config: configuration.Config, path: Path | None, out: TextIO) -> int:
@@ -139,14 +144,16 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    collectors = await build_collectors(config)
     runner = Runner(
-        collectors,
+        [],
         build_sinks(config),
         Evaluator(socket.gethostname()),
         shutdown_timeout=config.shutdown_timeout,
         log_samples=config.log_samples,
     )
+    await runner.apply(await plan(config))
+    reloader = Reloader(runner, config, path)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
     listener = None
     if config.listen:
         listener = Listener(
@@ -164,13 +171,58 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
         "started",
         version=__version__,
         config=str(path or os.environ.get("POOLWATCH_CONFIG") or "built-in defaults"),
-        sources=[f"{c.source}:{c.instance}" for c in collectors],
+        sources=[f"{c.source}:{c.instance}" for c in runner.collectors],
         sinks=[s.name for s in runner.sinks],
         listen=f"{listener.host}:{listener.port}" if listener else None,
     )
     try:
         await runner.run(stop)
     finally:
+        reloader.cancel()
         if listener is not None:
             await listener.close()
     return EXIT_OK
+
+
+class Reloader:
+    """SIGHUP: validate the config again; apply it, or keep running on the old one and say why.
+
+    Sources whose connection settings did not change keep their connections; rules, intervals
+    and timeouts apply from the next poll. Sinks, the listener and logging are wired once at
+    start: changing them needs a restart, and a reload says so.
+    """
+
+    RESTART_KEYS = ("webhooks", "listen", "log_format", "state_dir")
+
+    def __init__(self, runner: Runner, config: configuration.Config, path: Path | None) -> None:
+        self._runner, self._config, self._path = runner, config, path
+        self._log = logs.get_logger()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def request(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def reload(self) -> None:
+        async with self._lock:
+            try:
+                config = configuration.load(self._path)
+            except configuration.ConfigError as exc:
+                self._log.error("reload_failed", reason=str(exc), running="previous configuration")
+                return
+            old = self._config.model_dump()
+            new = config.model_dump()
+            pending = [key for key in self.RESTART_KEYS if old[key] != new[key]]
+            if pending:
+                self._log.warning("reload_needs_restart", keys=pending)
+            self._runner.shutdown_timeout = config.shutdown_timeout
+            self._runner.log_samples = config.log_samples
+            outcome = await self._runner.apply(await plan(config))
+            self._config = config
+            self._log.info("reloaded", collectors=outcome)

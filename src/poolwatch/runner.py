@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from poolwatch import redact
+from poolwatch.config import Rules
 from poolwatch.evaluate import Evaluator
 from poolwatch.logs import get_logger
 from poolwatch.model import UP_CHECK, AlertKey, Event, Reading, now_utc
@@ -77,6 +78,8 @@ class Runner:
         self.clock = clock
         self.log_samples = log_samples
         self.stats = Stats()
+        self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
+        self._identities: dict[str, object] = {}
         self.started: float | None = None
         """Monotonic time `run` began; None until then."""
         self.latest: dict[str, dict[AlertKey, Reading]] = {}
@@ -175,39 +178,91 @@ class Runner:
 
         await watcher.watch(publish)
 
+    def _start(self, collector: Collector) -> None:
+        owner = owner_of(collector)
+        tasks = [asyncio.create_task(self._poll_loop(collector), name=owner)]
+        if isinstance(collector, Watcher):
+            tasks.append(asyncio.create_task(self._watch(collector, collector), name=owner))
+        for task in tasks:
+            task.add_done_callback(self._report_crash)
+        self._tasks[owner] = tasks
+
+    def _report_crash(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error(
+                "task_crashed",
+                task=task.get_name(),
+                reason=failure_message(task.exception() or Exception(), 0),
+            )
+
+    async def _retire(self, collector: Collector) -> None:
+        """Stop one collector's tasks, close it, resolve what it had firing."""
+        owner = owner_of(collector)
+        tasks = self._tasks.pop(owner, [])
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _close_collector(collector)
+        self.latest.pop(owner, None)
+        await self.deliver(self.evaluator.sweep(owner, (), self.clock()))
+
+    async def apply(self, plan: Sequence[Planned]) -> dict[str, str]:
+        """Reconcile the running collectors with a new plan (a config reload).
+
+        A collector whose connection settings did not change is kept, with its connection, and
+        only takes the new rules, interval and timeout, from its next poll on. One whose
+        settings changed is replaced; one no longer planned is stopped and its alerts resolved.
+        Returns what happened per collector: kept, updated, replaced, added or removed.
+        """
+        current = {owner_of(c): c for c in self.collectors}
+        outcome: dict[str, str] = {}
+        collectors: list[Collector] = []
+        for item in plan:
+            old = current.pop(item.owner, None)
+            if old is not None and self._identities.get(item.owner) == item.identity:
+                changed = (old.rules, old.interval, old.timeout) != (
+                    item.rules,
+                    item.interval,
+                    item.timeout,
+                )
+                old.rules, old.interval, old.timeout = item.rules, item.interval, item.timeout
+                collectors.append(old)
+                outcome[item.owner] = "updated" if changed else "kept"
+                continue
+            if old is not None:
+                await self._retire(old)
+            fresh = item.build()
+            self._identities[item.owner] = item.identity
+            collectors.append(fresh)
+            if self.started is not None:
+                self._start(fresh)
+            outcome[item.owner] = "replaced" if old is not None else "added"
+        for owner, gone in current.items():
+            await self._retire(gone)
+            self._identities.pop(owner, None)
+            outcome[owner] = "removed"
+        self.collectors = collectors
+        return outcome
+
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
         started = self.started = time.monotonic()
-        tasks: list[asyncio.Task[Any]] = []
         for collector in self.collectors:
-            tasks.append(asyncio.create_task(self._poll_loop(collector), name=owner_of(collector)))
-            if isinstance(collector, Watcher):
-                tasks.append(asyncio.create_task(self._watch(collector, collector)))
-        stopper = asyncio.create_task(stop.wait())
+            self._start(collector)
         try:
-            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and not task.cancelled() and task.exception():
-                    self._log.error(
-                        "task_crashed",
-                        task=task.get_name(),
-                        reason=failure_message(task.exception() or Exception(), 0),
-                    )
+            await stop.wait()
         finally:
             deadline = time.monotonic() + self.shutdown_timeout
-            for task in [*tasks, stopper]:
+            tasks = [task for group in self._tasks.values() for task in group]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.clear()
             await self._close(deadline)
             self._log.info("stopped", uptime_seconds=round(time.monotonic() - started, 3))
 
     async def _close(self, deadline: float) -> None:
-        async def close_collector(collector: Collector) -> None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_CLOSE_TIMEOUT):
-                    await collector.close()
-
-        await asyncio.gather(*(close_collector(c) for c in self.collectors))
+        await asyncio.gather(*(_close_collector(c) for c in self.collectors))
         for sink in self.sinks:
             remaining = max(0.1, deadline - time.monotonic())
             try:
@@ -217,6 +272,25 @@ class Runner:
                 self._log.error(
                     "sink_close_failed", sink=sink.name, reason=failure_message(exc, remaining)
                 )
+
+
+async def _close_collector(collector: Collector) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await collector.close()
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One collector a config asks for: who it is, what needs a new connection when it changes
+    (`identity`), what may change under a running collector, and how to build it."""
+
+    owner: str
+    identity: object
+    rules: Rules
+    interval: float
+    timeout: float
+    build: Callable[[], Collector]
 
 
 def _sample_name(reading: Reading) -> str:

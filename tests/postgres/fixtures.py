@@ -1,4 +1,5 @@
-"""Fixtures: the session's PostgreSQL server, a private one for a test that stops it, the load.
+"""PostgreSQL fixtures, a plugin of tests/conftest.py: the session's server, a private one for
+a test that stops it, the load.
 
 The servers and helpers are in pgserver.py (one copy of the module, imported by tests and here).
 """

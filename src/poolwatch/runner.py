@@ -50,6 +50,8 @@ class Stats:
     failures: dict[str, int] = field(default_factory=dict)
     overruns: dict[str, int] = field(default_factory=dict)
     last_poll: dict[str, float] = field(default_factory=dict)
+    last_turn: dict[str, float] = field(default_factory=dict)
+    """Wall time each collector's loop last finished a poll, evaluation and delivery (liveness)."""
     events: int = 0
 
 
@@ -132,6 +134,7 @@ class Runner:
         while True:
             readings = await self.poll(collector)
             await self.handle(collector, readings)
+            self.stats.last_turn[owner] = time.time()
             next_tick += collector.interval
             now = time.monotonic()
             if now > next_tick:

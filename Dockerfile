@@ -17,9 +17,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python3 -m venv /opt/poolwatch
 # dependencies first, from pyproject.toml alone: a change of source only rebuilds the last layer
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt \
     && /opt/poolwatch/bin/pip install --no-cache-dir --requirement /tmp/requirements.txt
+COPY README.md ./
 COPY src/ src/
 RUN /opt/poolwatch/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels . \
     && /opt/poolwatch/bin/pip install --no-cache-dir --no-deps /tmp/wheels/poolwatch-*.whl \

@@ -29,6 +29,9 @@ BASE_IMAGE = "poolwatch-base/debian-python:bookworm"
 MIRROR = ROOT / ".cache" / "wheel-mirror"
 TAG = "poolwatch:test"
 BUILD_TIMEOUT = 600
+MIRROR_PORT = 38611
+"""Fixed, because the index URL is a build argument and so part of every RUN layer's cache key;
+an ephemeral port (when this one is taken) only costs a full rebuild."""
 
 
 def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -52,7 +55,10 @@ def image() -> str:
     if not (MIRROR / "simple" / "index.html").is_file():
         pytest.fail(f"no wheel mirror in {MIRROR}: run tests/provision/30-image.sh")
     handler = functools.partial(_QuietHandler, directory=str(MIRROR))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", MIRROR_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

@@ -290,3 +290,20 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
     )
     assert missing.returncode != 0
     assert "DOCKER_GID" in missing.stderr
+
+
+def test_docker_socket_is_reachable_as_uid_10001_only_through_group_add(
+    image: str, run_args: list[str]
+) -> None:
+    """What docker-compose.yml's `group_add: [$DOCKER_GID]` is for: without it, no Docker API."""
+    socket = "/var/run/docker.sock"
+    ping = ["--entrypoint", "python", image, "-c", "import docker; docker.from_env().ping()"]
+    mount = ["--volume", f"{socket}:{socket}:ro"]
+    gid = str(os.stat(socket).st_gid)
+
+    granted = docker("run", "--rm", *run_args, *mount, "--group-add", gid, *ping, check=False)
+    refused = docker("run", "--rm", *run_args, *mount, *ping, check=False)
+
+    assert granted.returncode == 0, granted.stderr
+    assert refused.returncode != 0
+    assert "Permission denied" in refused.stderr

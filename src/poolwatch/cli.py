@@ -13,7 +13,7 @@ from typing import TextIO
 
 import yaml
 
-from poolwatch import __version__, logs
+from poolwatch import __version__, heartbeat, logs
 from poolwatch import config as configuration
 from poolwatch.assemble import build_collectors, build_sinks, plan
 from poolwatch.evaluate import Evaluator
@@ -28,6 +28,8 @@ EXIT_WARNING = 1
 EXIT_CRITICAL = 2
 EXIT_UNKNOWN = 3
 """Config invalid or an internal error: the check itself could not be made."""
+EXIT_UNHEALTHY = 1
+"""--healthcheck: the daemon is not alive (Docker's HEALTHCHECK convention)."""
 
 EPILOG = """\
 examples:
@@ -36,9 +38,11 @@ examples:
   CPU_WARNING=70% poolwatch --once       the seed script's variables still work
   poolwatch --config /etc/poolwatch.yaml run the daemon; stop it with SIGTERM or Ctrl-C
   poolwatch --check-config               validate and print the effective config, secrets hidden
+  poolwatch --healthcheck                is the daemon itself alive? (Docker HEALTHCHECK)
 
 exit codes (--once): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad config, internal error).
 A source that cannot be reached is CRITICAL: it is down.
+exit codes (--healthcheck): 0 the daemon's loops are turning, 1 they are not (or no daemon).
 
 configuration: built-in defaults < YAML file (--config or POOLWATCH_CONFIG) < environment.
 See config/poolwatch.yaml for every key, and README.md for the environment variables.
@@ -64,6 +68,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate the configuration, print it with secrets redacted, exit",
     )
+    mode.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="liveness of the running daemon (its heartbeat in the state dir), not of the "
+        "watched systems: exit 0 alive, 1 not",
+    )
     p.add_argument(
         "--config",
         "-c",
@@ -87,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         config = configuration.load(args.config)
     except configuration.ConfigError as exc:
         print(f"poolwatch: {exc}", file=sys.stderr)
-        return EXIT_UNKNOWN
+        # Docker reads any exit code but 0 and 1 as "reserved": unhealthy is 1
+        return EXIT_UNHEALTHY if args.healthcheck else EXIT_UNKNOWN
+    if args.healthcheck:
+        return healthcheck(config, sys.stdout)
     if args.check_config:
         return check_config(config, args.config, sys.stdout)
     try:
@@ -108,6 +121,12 @@ def check_config(config: configuration.Config, path: Path | None, out: TextIO) -
     out.write(f"# poolwatch {__version__}: configuration is valid ({source})\n")
     out.write(yaml.safe_dump(config.redacted(), sort_keys=False))
     return EXIT_OK
+
+
+def healthcheck(config: configuration.Config, out: TextIO) -> int:
+    healthy, reason = heartbeat.check(config.state_dir / heartbeat.FILE_NAME)
+    out.write(f"{'healthy' if healthy else 'unhealthy'}: {reason}\n")
+    return EXIT_OK if healthy else EXIT_UNHEALTHY
 
 
 async def once(config: configuration.Config, output: str, out: TextIO) -> int:
@@ -175,10 +194,17 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
         sinks=[s.name for s in runner.sinks],
         listen=f"{listener.host}:{listener.port}" if listener else None,
     )
+    beat = heartbeat.Heartbeat(
+        config.state_dir / heartbeat.FILE_NAME, lambda: runner.collectors, runner.stats.last_turn
+    )
+    beating = asyncio.create_task(beat.run(), name="heartbeat")
     try:
         await runner.run(stop)
     finally:
         reloader.cancel()
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+        beat.remove()
         if listener is not None:
             await listener.close()
     return EXIT_OK

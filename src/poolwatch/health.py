@@ -10,9 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from poolwatch.heartbeat import stale_after
 from poolwatch.runner import Runner, owner_of
-
-SLACK_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,15 +21,15 @@ class Verdict:
 
 
 def liveness(runner: Runner, now: float | None = None) -> Verdict:
-    """Each collector's loop finished a poll (successful or not) within two intervals plus
-    its timeout and a little slack; before its first poll, counted from the runner's start."""
-    now = time.monotonic() if now is None else now
+    """The heartbeat's rule, asked in-process: each collector's loop turned (a poll collected,
+    evaluated and delivered, successful or not) within `heartbeat.stale_after`; before its first
+    turn, counted from the runner's start."""
+    now = time.time() if now is None else now
     stale: dict[str, float] = {}
     for collector in runner.collectors:
         owner = owner_of(collector)
         last = runner.stats.last_turn.get(owner, runner.started)
-        allowed = 2 * collector.interval + collector.timeout + SLACK_SECONDS
-        if last is None or now - last > allowed:
+        if last is None or now - last > stale_after(collector):
             stale[owner] = round(now - (last or now), 3)
     return Verdict(not stale and runner.started is not None, {"stale_seconds": stale})
 

@@ -53,7 +53,8 @@ class Stats:
     last_poll: dict[str, float] = field(default_factory=dict)
     """Wall-clock time of each collector's last successful poll."""
     last_turn: dict[str, float] = field(default_factory=dict)
-    """Monotonic time each collector's last poll ended, failed or not: the loop is turning."""
+    """Wall time each collector's loop last finished a poll, evaluation and delivery (liveness);
+    a failed poll counts: the loop still turns."""
     durations: dict[str, float] = field(default_factory=dict)
     """Seconds the last poll of each collector took, failed or not."""
     events: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -81,7 +82,7 @@ class Runner:
         self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
         self._identities: dict[str, object] = {}
         self.started: float | None = None
-        """Monotonic time `run` began; None until then."""
+        """Wall time `run` began; None until then."""
         self.latest: dict[str, dict[AlertKey, Reading]] = {}
         """The last value of every reading, per collector: what a metrics scrape shows."""
         self._log = get_logger()
@@ -95,8 +96,7 @@ class Runner:
             async with asyncio.timeout(collector.timeout):
                 readings = list(await collector.collect())
         except Exception as exc:
-            self.stats.last_turn[owner] = time.monotonic()
-            self.stats.durations[owner] = self.stats.last_turn[owner] - started
+            self.stats.durations[owner] = time.monotonic() - started
             self.stats.failures[owner] = self.stats.failures.get(owner, 0) + 1
             message = failure_message(exc, collector.timeout)
             self._log.warning(
@@ -108,8 +108,7 @@ class Runner:
             return [
                 Reading(collector.source, collector.instance, UP_CHECK, 0, "bool", message=message)
             ]
-        self.stats.last_turn[owner] = time.monotonic()
-        self.stats.durations[owner] = self.stats.last_turn[owner] - started
+        self.stats.durations[owner] = time.monotonic() - started
         self.stats.last_poll[owner] = time.time()
         return readings
 
@@ -153,6 +152,7 @@ class Runner:
         while True:
             readings = await self.poll(collector)
             await self.handle(collector, readings)
+            self.stats.last_turn[owner] = time.time()
             next_tick += collector.interval
             now = time.monotonic()
             if now > next_tick:
@@ -246,7 +246,8 @@ class Runner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
-        started = self.started = time.monotonic()
+        started = time.monotonic()
+        self.started = time.time()
         for collector in self.collectors:
             self._start(collector)
         try:

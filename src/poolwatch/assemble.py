@@ -5,6 +5,7 @@ from __future__ import annotations
 from poolwatch.config import Config
 from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
+from poolwatch.sinks.webhook import WebhookSink
 from poolwatch.sources import Collector
 from poolwatch.sources.host import HostCollector
 
@@ -21,4 +22,5 @@ def build_sinks(config: Config, *, stdout: bool = True) -> list[Sink]:
     sinks: list[Sink] = []
     if stdout:
         sinks.append(StdoutSink())
+    sinks.extend(WebhookSink(hook, config.state_dir) for hook in config.webhooks)
     return sinks

@@ -19,6 +19,7 @@ from poolwatch.assemble import build_collectors, build_sinks
 from poolwatch.evaluate import Evaluator
 from poolwatch.once import check_once, worst, write_json, write_table
 from poolwatch.runner import Runner
+from poolwatch.sinks import SinkError
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -151,5 +152,9 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
         sources=[f"{c.source}:{c.instance}" for c in collectors],
         sinks=[s.name for s in runner.sinks],
     )
-    await runner.run(stop)
+    try:
+        await runner.run(stop)
+    except SinkError as exc:
+        log.error("start_failed", reason=str(exc))
+        return EXIT_UNKNOWN
     return EXIT_OK

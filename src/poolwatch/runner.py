@@ -159,6 +159,7 @@ class Runner:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
         started = time.monotonic()
+        await self.start_sinks()
         tasks: list[asyncio.Task[Any]] = []
         for collector in self.collectors:
             tasks.append(asyncio.create_task(self._poll_loop(collector), name=owner_of(collector)))
@@ -181,6 +182,17 @@ class Runner:
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
             await self._close(deadline)
             self._log.info("stopped", uptime_seconds=round(time.monotonic() - started, 3))
+
+    async def start_sinks(self) -> None:
+        """Open every sink before the first poll; if one fails, close those opened and re-raise."""
+        for index, sink in enumerate(self.sinks):
+            try:
+                await sink.start()
+            except Exception:
+                for opened in self.sinks[:index]:
+                    with contextlib.suppress(Exception):
+                        await opened.close(0)
+                raise
 
     async def _close(self, deadline: float) -> None:
         async def close_collector(collector: Collector) -> None:

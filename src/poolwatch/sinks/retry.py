@@ -14,14 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+RETRY_AFTER_CAP = 300.0
+"""The longest `Retry-After` obeyed as such (unless retry_max is longer)."""
+
 
 class Backoff:
     """Delay before attempt n+1 after n failures: `initial * 2**(n-1)`, capped at `maximum`.
 
     "Equal jitter": the delay is drawn from [d/2, d], so that senders that failed together spread
     out, yet never hammer the receiver with a near-zero wait. A server's `Retry-After` wins when it
-    is longer, up to `maximum` (a receiver asking for an hour must not stall the queue that long
-    without poolwatch checking again).
+    is longer, up to `maximum` or RETRY_AFTER_CAP, whichever is larger (a receiver asking for a
+    day must not stall the queue that long without poolwatch checking again).
     """
 
     def __init__(
@@ -39,7 +42,7 @@ class Backoff:
         ceiling = min(self.maximum, self.initial * 2.0 ** max(0, min(failures - 1, 64)))
         chosen = self._rand(ceiling / 2, ceiling)
         if retry_after is not None:
-            chosen = max(chosen, min(retry_after, self.maximum))
+            chosen = max(chosen, min(retry_after, max(self.maximum, RETRY_AFTER_CAP)))
         return chosen
 
 

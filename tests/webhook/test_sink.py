@@ -1,0 +1,115 @@
+"""The webhook sink in-process against the real receiver: headers, auth, stats, no secret logged."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from poolwatch import redact
+from poolwatch.config import WebhookConfig
+from poolwatch.model import Event
+from poolwatch.sinks.webhook import WebhookSink
+from tests.webhook.conftest import SECRET
+from tests.webhook.receiver import Answer, Receiver
+
+pytestmark = pytest.mark.integration
+
+
+def event(n: int) -> Event:
+    moment = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
+    return Event(
+        status="firing",
+        alert="HighCPUUsage",
+        severity="warning",
+        source="host",
+        instance="vm",
+        check="cpu_percent",
+        value=91.0 + n,
+        unit="percent",
+        threshold=80.0,
+        limit=100.0,
+        labels={},
+        since=moment,
+        message=f"Host vm: cpu {91 + n}%",
+        host="vm",
+    )
+
+
+def hook(url: str, **extra: Any) -> WebhookConfig:
+    config = WebhookConfig.model_validate(
+        {"name": "audit", "url": url, "retry_initial": "50ms", "retry_max": "200ms", **extra}
+    )
+    redact.register(config.bearer_token.get_secret_value() if config.bearer_token else None)
+    redact.register(config.password.get_secret_value() if config.password else None)
+    return config
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+async def test_signed_bearer_headers_in_order_and_stats(
+    tmp_path: Path, receiver: Receiver, check_request: Any
+) -> None:
+    config = hook(
+        receiver.url, secret=SECRET, bearer_token="tok-123456", headers={"x-team": "database"}
+    )
+    sink = WebhookSink(config, tmp_path)
+    await sink.start()
+    sent = [event(n) for n in range(5)]
+    for item in sent:
+        await sink.send(item)
+    await wait_until(lambda: len(receiver.requests) == 5)
+    await sink.close(2)
+    assert [r.id for r in receiver.requests] == [e.id for e in sent]
+    for request in receiver.requests:
+        check_request(request)
+        assert request.headers["authorization"] == "Bearer tok-123456"
+        assert request.headers["x-team"] == "database"
+        assert request.headers["content-type"] == "application/json"
+    stats = sink.stats()
+    assert (stats.depth, stats.delivered, stats.oldest_age_seconds) == (0, 5, None)
+
+
+async def test_basic_auth(tmp_path: Path, receiver: Receiver) -> None:
+    sink = WebhookSink(hook(receiver.url, username="audit", password="pw-secret"), tmp_path)
+    await sink.start()
+    await sink.send(event(0))
+    await wait_until(lambda: len(receiver.requests) == 1)
+    await sink.close(2)
+    expected = base64.b64encode(b"audit:pw-secret").decode()
+    assert receiver.requests[0].headers["authorization"] == f"Basic {expected}"
+    assert "webhook-signature" not in receiver.requests[0].headers
+
+
+async def test_failures_are_visible_and_never_show_a_secret(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.script.extend([Answer(503), Answer(503)])
+    url = receiver.url.replace("http://", "http://audit:url-pass-1@")
+    sink = WebhookSink(hook(url, bearer_token="tok-abcdef"), tmp_path)
+    with capture_logs() as logs:
+        await sink.start()
+        await sink.send(event(0))
+        await wait_until(lambda: sink.stats().failures == 2)
+        stats = sink.stats()
+        assert (stats.depth, stats.last_error) == (1, "HTTP 503")
+        await wait_until(lambda: sink.stats().depth == 0)
+        await sink.close(2)
+    text = json.dumps(logs, default=str)  # as the sink logged them, before the redaction net
+    failed = [entry for entry in logs if entry["event"] == "delivery_failed"]
+    assert [f["attempt"] for f in failed] == [1, 2]
+    assert failed[0]["depth"] == 1
+    assert any(entry["event"] == "delivery_recovered" for entry in logs)
+    for secret in ("url-pass-1", "tok-abcdef"):
+        assert secret not in text
+    assert sink.stats().delivered == 1

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 from standardwebhooks.webhooks import Webhook
-
 from tests.conftest import free_port
 from tests.webhook.receiver import Receiver, Request
 

@@ -79,7 +79,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -112,7 +112,9 @@ class Receiver:
             if predicate(self):
                 return
             time.sleep(0.05)
-        raise AssertionError(f"receiver: condition not met in {timeout}s; {len(self.requests)} requests")
+        raise AssertionError(
+            f"receiver: condition not met in {timeout}s; {len(self.requests)} requests"
+        )
 
     # --- internals -----------------------------------------------------------------------------
 

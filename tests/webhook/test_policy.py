@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook
+from tests.webhook.conftest import SECRET
 
 from poolwatch.config import signing_key
 from poolwatch.sinks import signing
 from poolwatch.sinks.delivery import Delivered, Reject, Retry
 from poolwatch.sinks.retry import Backoff, parse_retry_after
 from poolwatch.sinks.webhook import classify
-from tests.webhook.conftest import SECRET
 
 
 def test_backoff_doubles_from_initial_to_the_cap_with_jitter_in_the_upper_half() -> None:

@@ -74,8 +74,7 @@ class Daemon:
     def queue_file(self) -> Path:
         return self.state_dir / "queues" / "webhook-audit.sqlite3"
 
-    def start(self) -> None:
-        self.runs += 1
+    def env(self) -> dict[str, str]:
         keep = {"PATH", "HOME", "LANG", "TMPDIR"}
         env = {k: v for k, v in os.environ.items() if k in keep}
         env.update(
@@ -85,10 +84,14 @@ class Daemon:
             CPU_WARNING="0",
             MEMORY_WARNING="0",
         )
+        return env
+
+    def start(self) -> None:
+        self.runs += 1
         with self._stdout(self.runs).open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "poolwatch"],
-                env=env,
+                env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

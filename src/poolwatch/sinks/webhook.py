@@ -54,9 +54,14 @@ def classify(status: int, retry_after: str | None, snippet: str) -> Outcome:
 
 def build_client(config: WebhookConfig) -> httpx.AsyncClient:
     """One pooled client per sink with the TLS, auth and header settings of its config."""
-    tls = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-    if config.client_cert is not None:
-        tls.load_cert_chain(config.client_cert, config.client_key)
+    try:
+        tls = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        if config.client_cert is not None:
+            tls.load_cert_chain(config.client_cert, config.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        named = (("ca_file", config.ca_file), ("client_cert", config.client_cert))
+        files = ", ".join(f"{key} {path}" for key, path in named if path)
+        raise SinkError(f"cannot load TLS files ({files}): {exc.strerror or exc}") from None
     headers = {"user-agent": f"poolwatch/{__version__}", **config.headers}
     headers["content-type"] = "application/json"
     if config.bearer_token is not None:
@@ -96,7 +101,7 @@ class WebhookSink:
         try:
             await self.queue.open()
             self._client = build_client(self.config)
-        except (QueueError, OSError, ssl.SSLError, TimeoutError) as exc:
+        except (SinkError, QueueError, OSError, TimeoutError) as exc:
             await self.queue.close()
             raise SinkError(f"sink {self.name}: {redact.scrub(str(exc))}") from None
         self.loop.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,9 +45,10 @@ class Request:
 
 
 class Receiver:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.port = port
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/hook"
         self.requests: list[Request] = []
         self.script: collections.deque[Answer] = collections.deque()
         self._lock = threading.Lock()
@@ -84,6 +86,8 @@ class Receiver:
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()

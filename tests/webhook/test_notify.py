@@ -24,7 +24,8 @@ def test_once_notify_sends_the_non_ok_results(
         timeout=60,
         check=False,
     )
-    assert done.returncode == 1, done.stderr  # MEMORY_WARNING=0: at least one warning
+    # thresholds at 0: at least a warning; a busy CPU sample may even be critical
+    assert done.returncode in (1, 2), done.stdout + done.stderr
     results = [json.loads(line) for line in done.stdout.splitlines()]
     warned = {(r["check"], r["instance"]) for r in results if r["severity"] != "ok"}
     bodies = [check_request(request) for request in receiver.requests]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from tests.conftest import free_port
 from tests.webhook.conftest import SECRET
 from tests.webhook.receiver import Answer, Receiver
 
@@ -114,3 +117,79 @@ async def test_failures_are_visible_and_never_show_a_secret(
     for secret in ("url-pass-1", "tok-abcdef"):
         assert secret not in text
     assert sink.stats().delivered == 1
+
+
+def make_pki(directory: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    d = str(directory)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+    run(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        f"{d}/ca.key",
+        "-out",
+        f"{d}/ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=poolwatch-test-ca",
+    )
+    for name, extension in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "")):
+        run(
+            "req",
+            *ec,
+            "-keyout",
+            f"{d}/{name}.key",
+            "-out",
+            f"{d}/{name}.csr",
+            "-subj",
+            f"/CN={name}",
+        )
+        (directory / f"{name}.ext").write_text(extension + "\n")
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{d}/{name}.csr",
+            "-CA",
+            f"{d}/ca.pem",
+            "-CAkey",
+            f"{d}/ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{d}/{name}.pem",
+            "-days",
+            "1",
+            "-extfile",
+            f"{d}/{name}.ext",
+        )
+
+
+async def test_mutual_tls_with_a_private_ca(tmp_path: Path) -> None:
+    make_pki(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tmp_path / "ca.pem")
+    tls.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    tls.verify_mode = ssl.CERT_REQUIRED
+    receiver = Receiver(free_port(), tls)
+    receiver.start()
+    try:
+        config = hook(
+            receiver.url,
+            ca_file=str(tmp_path / "ca.pem"),
+            client_cert=str(tmp_path / "client.pem"),
+            client_key=str(tmp_path / "client.key"),
+        )
+        sink = WebhookSink(config, tmp_path / "state")
+        await sink.start()
+        await sink.send(event(0))
+        await wait_until(lambda: len(receiver.requests) == 1)
+        await sink.close(2)
+    finally:
+        receiver.stop()
+    assert receiver.requests[0].status == 200

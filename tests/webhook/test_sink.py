@@ -193,3 +193,22 @@ async def test_mutual_tls_with_a_private_ca(tmp_path: Path) -> None:
     finally:
         receiver.stop()
     assert receiver.requests[0].status == 200
+
+
+async def test_410_says_the_endpoint_is_gone_and_goes_on(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.script.append(Answer(410, body=b"gone"))
+    sink = WebhookSink(hook(receiver.url), tmp_path)
+    with capture_logs() as logs:
+        await sink.start()
+        first, second = event(0), event(1)
+        await sink.send(first)
+        await sink.send(second)
+        await wait_until(lambda: len(receiver.requests) == 2)
+        await sink.close(2)
+    assert [(r.id, r.status) for r in receiver.requests] == [(first.id, 410), (second.id, 200)]
+    gone = [entry for entry in logs if entry["event"] == "webhook_endpoint_gone"]
+    assert [(g["item"], g["log_level"]) for g in gone] == [(first.id, "error")]
+    stats = sink.stats()
+    assert (stats.dead_lettered, stats.delivered, stats.depth) == (1, 1, 0)

@@ -212,3 +212,26 @@ async def test_410_says_the_endpoint_is_gone_and_goes_on(
     assert [(g["item"], g["log_level"]) for g in gone] == [(first.id, "error")]
     stats = sink.stats()
     assert (stats.dead_lettered, stats.delivered, stats.depth) == (1, 1, 0)
+
+
+async def test_close_during_a_long_backoff_keeps_the_event_for_the_next_start(
+    tmp_path: Path, receiver: Receiver, check_request: Any
+) -> None:
+    receiver.stop()
+    config = hook(receiver.url, secret=SECRET, retry_initial="1m", retry_max="5m")
+    sink = WebhookSink(config, tmp_path)
+    await sink.start()
+    kept = event(0)
+    await sink.send(kept)
+    await wait_until(lambda: sink.stats().failures == 1)
+    async with asyncio.timeout(10):  # the next retry (30-60 s) is past the grace: stop at once
+        await sink.close(20)
+    assert sink.stats().depth == 1
+
+    receiver.start()
+    again = WebhookSink(config, tmp_path)
+    await again.start()
+    await wait_until(lambda: len(receiver.requests) == 1)
+    await again.close(2)
+    assert check_request(receiver.requests[0])["id"] == kept.id
+    assert again.stats().depth == 0

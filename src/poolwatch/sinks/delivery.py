@@ -80,6 +80,7 @@ class DeliveryLoop:
         self.last_delivered_at: float | None = None
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._deadline: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._log = get_logger(sink=queue.name)
@@ -114,6 +115,7 @@ class DeliveryLoop:
         if self._task is None:
             return
         self._deadline = time.monotonic() + grace
+        self._stopping.set()
         self._wake.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
@@ -187,10 +189,18 @@ class DeliveryLoop:
             return Retry(f"{type(exc).__name__}: {exc}")
 
     async def _pause(self, delay: float) -> bool:
-        """Sleep before a retry; False when shutting down and the retry would miss the deadline."""
-        if self._deadline is not None and time.monotonic() + delay > self._deadline:
+        """Sleep before a retry; False when shutting down and the retry would miss the deadline.
+
+        A stop during the sleep is noticed at once, so a long backoff never holds up shutdown.
+        """
+        until = time.monotonic() + delay
+        if self._deadline is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+        if self._deadline is not None and until > self._deadline:
             return False
-        await asyncio.sleep(delay)
+        await asyncio.sleep(max(0.0, until - time.monotonic()))
         return True
 
     def _failed(self, key: str | None, reason: str, failures: int, delay: float) -> None:

@@ -64,6 +64,9 @@ class MemorySink:
         self.close_delay = close_delay
         self.grace: float | None = None
 
+    async def start(self) -> None:
+        return None
+
     async def send(self, event: Event) -> None:
         self.events.append(event)
 

@@ -16,6 +16,7 @@ from poolwatch.config import Config
 from poolwatch.runner import Planned
 from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
+from poolwatch.sinks.webhook import WebhookSink
 from poolwatch.sources import Collector
 from poolwatch.sources.host import HostCollector
 from poolwatch.sources.postgres import PostgresCollector
@@ -75,4 +76,5 @@ def build_sinks(config: Config, *, stdout: bool = True) -> list[Sink]:
     sinks: list[Sink] = []
     if stdout:
         sinks.append(StdoutSink())
+    sinks.extend(WebhookSink(hook, config.state_dir) for hook in config.webhooks)
     return sinks

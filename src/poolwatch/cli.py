@@ -20,8 +20,11 @@ from poolwatch.evaluate import Evaluator
 from poolwatch.health import liveness, readiness
 from poolwatch.listener import Listener
 from poolwatch.metrics import registry_for
+from poolwatch.notify import firing_events
+from poolwatch.notify import notify as notify_sinks
 from poolwatch.once import check_once, worst, write_json, write_table
 from poolwatch.runner import Runner
+from poolwatch.sinks import SinkError
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -82,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
         help="YAML config file (default: $POOLWATCH_CONFIG, else built-in defaults)",
     )
     p.add_argument(
+        "--notify",
+        action="store_true",
+        help="with --once: also send the non-OK results as firing events to the configured "
+        "webhooks",
+    )
+    p.add_argument(
         "--format",
         choices=("auto", "json", "table"),
         default="auto",
@@ -93,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.notify and not args.once:
+        parser().error("--notify only goes with --once")
     try:
         config = configuration.load(args.config)
     except configuration.ConfigError as exc:
@@ -105,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(config, args.config, sys.stdout)
     try:
         if args.once:
-            return asyncio.run(once(config, args.format, sys.stdout))
+            return asyncio.run(once(config, args.format, sys.stdout, notify=args.notify))
         return asyncio.run(daemon(config, args.config))
     except KeyboardInterrupt:
         return EXIT_UNKNOWN
@@ -129,7 +140,9 @@ def healthcheck(config: configuration.Config, out: TextIO) -> int:
     return EXIT_OK if healthy else EXIT_UNHEALTHY
 
 
-async def once(config: configuration.Config, output: str, out: TextIO) -> int:
+async def once(
+    config: configuration.Config, output: str, out: TextIO, *, notify: bool = False
+) -> int:
     # diagnostics go to stderr so stdout holds only results
     logs.configure("json" if output == "json" else config.log_format, stream=sys.stderr)
     runner = Runner(await build_collectors(config), [], Evaluator(socket.gethostname()))
@@ -143,6 +156,12 @@ async def once(config: configuration.Config, output: str, out: TextIO) -> int:
     else:
         write_json(results, out)
     out.flush()
+    if notify:
+        try:
+            events = firing_events(results, socket.gethostname())
+            await notify_sinks(config, build_sinks(config, stdout=False), events)
+        except SinkError as exc:
+            print(f"poolwatch: --notify: {exc}", file=sys.stderr)
     return int(worst(results))
 
 
@@ -200,6 +219,9 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
     beating = asyncio.create_task(beat.run(), name="heartbeat")
     try:
         await runner.run(stop)
+    except SinkError as exc:
+        log.error("start_failed", reason=str(exc))
+        return EXIT_UNKNOWN
     finally:
         reloader.cancel()
         beating.cancel()

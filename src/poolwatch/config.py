@@ -8,6 +8,8 @@ what is expected.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import math
 import os
@@ -254,12 +256,53 @@ class DockerConfig(Frozen):
 
 
 class WebhookConfig(Frozen):
+    """One webhook sink; README "Sink: webhook" documents every key."""
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     url: str = Field(pattern=r"^https?://")
     secret: SecretStr | None = None
     bearer_token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
     headers: dict[str, str] = {}
     timeout: Duration = 10.0
+    connect_timeout: Duration = 5.0
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    retry_initial: Duration = 0.5
+    retry_max: Duration = 300.0
+    max_queue: int = Field(10000, ge=1)
+    max_age: Duration = 7 * 86400.0
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            signing_key(secret.get_secret_value())
+        return secret
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> WebhookConfig:
+        if self.bearer_token is not None and (self.username or self.password):
+            raise ValueError("use either bearer_token or username/password, not both")
+        if (self.password is not None) != (self.username is not None):
+            raise ValueError("basic auth needs both username and password")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key needs client_cert")
+        return self
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: `whsec_` + base64 of at least 24 bytes."""
+    encoded = secret.strip().removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("expected a secret like whsec_<base64>") from None
+    if len(key) < 24:
+        raise ValueError("expected a secret like whsec_<base64> of at least 24 bytes")
+    return key
 
 
 class Config(Frozen):

@@ -90,6 +90,7 @@ def register_config_secrets(config: Config) -> None:
     for hook in config.webhooks:
         register(hook.secret.get_secret_value() if hook.secret else None)
         register(hook.bearer_token.get_secret_value() if hook.bearer_token else None)
+        register(hook.password.get_secret_value() if hook.password else None)
         register(_url_password(hook.url))
 
 

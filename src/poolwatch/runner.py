@@ -248,6 +248,7 @@ class Runner:
         """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
         started = time.monotonic()
         self.started = time.time()
+        await self.start_sinks()
         for collector in self.collectors:
             self._start(collector)
         try:
@@ -261,6 +262,17 @@ class Runner:
             self._tasks.clear()
             await self._close(deadline)
             self._log.info("stopped", uptime_seconds=round(time.monotonic() - started, 3))
+
+    async def start_sinks(self) -> None:
+        """Open every sink before the first poll; if one fails, close those opened and re-raise."""
+        for index, sink in enumerate(self.sinks):
+            try:
+                await sink.start()
+            except Exception:
+                for opened in self.sinks[:index]:
+                    with contextlib.suppress(Exception):
+                        await opened.close(0)
+                raise
 
     async def _close(self, deadline: float) -> None:
         await asyncio.gather(*(_close_collector(c) for c in self.collectors))

@@ -187,6 +187,9 @@ class CaptureSink:
         self.validate = validate
         self.events: list[Event] = []
 
+    async def start(self) -> None:
+        return None
+
     async def send(self, event: Event) -> None:
         self.validate(event.to_dict())
         self.events.append(event)

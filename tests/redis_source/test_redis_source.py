@@ -276,6 +276,9 @@ async def test_daemon_path_env_to_event(
     class Sink:
         name = "list"
 
+        async def start(self) -> None:
+            return None
+
         async def send(self, event: Event) -> None:
             validate_event(event.to_dict())
             events.append(event)

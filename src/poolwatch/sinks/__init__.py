@@ -7,8 +7,16 @@ from typing import Protocol
 from poolwatch.model import Event
 
 
+class SinkError(Exception):
+    """A sink cannot start (its queue or TLS files are unusable); `str()` says which and why."""
+
+
 class Sink(Protocol):
     name: str
+
+    async def start(self) -> None:
+        """Open what the sink needs and resume delivery of what an earlier run left queued."""
+        ...
 
     async def send(self, event: Event) -> None:
         """Accept one event. Durable sinks store it before returning."""

@@ -27,6 +27,9 @@ class StdoutSink:
     def __init__(self, logger: Any | None = None) -> None:
         self._log = logger or get_logger()
 
+    async def start(self) -> None:
+        return None
+
     async def send(self, event: Event) -> None:
         getattr(self._log, log_level(event))(log_name(event), **event.to_dict())
 

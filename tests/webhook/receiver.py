@@ -1,0 +1,132 @@
+"""A real HTTP receiver for the webhook tests: records every request, answers as scripted.
+
+stdlib `http.server` in a thread, on a fixed port so that it can be stopped (connection refused)
+and started again where poolwatch expects it. `script` holds the answers for the next requests
+(status, headers, delay, or `hang` until stopped); when it is empty the answer is 200.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    delay: float = 0.0
+    hang: bool = False
+    """Never answer (until the receiver stops): what a wedged server does."""
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    status: int
+    """The answer given; 0 when the receiver hung."""
+
+    @property
+    def id(self) -> str:
+        return self.headers.get("webhook-id", "")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self.port = port
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/hook"
+        self.requests: list[Request] = []
+        self.script: collections.deque[Answer] = collections.deque()
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- control -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        receiver = self
+        self._released.clear()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                answer = receiver._next()
+                status = 0 if answer.hang else answer.status
+                receiver._record(self.path, dict(self.headers.items()), body, status)
+                if answer.hang:
+                    receiver._released.wait(60)
+                    return
+                if answer.delay:
+                    receiver._released.wait(answer.delay)
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening; requests left hanging are dropped without an answer."""
+        self._released.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    def answered(self, status: int = 200) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.status == status]
+
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
+        """Poll until `predicate(self)` holds; fail with what was received when it never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return
+            time.sleep(0.05)
+        raise AssertionError(
+            f"receiver: condition not met in {timeout}s; {len(self.requests)} requests"
+        )
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _next(self) -> Answer:
+        with self._lock:
+            return self.script.popleft() if self.script else Answer()
+
+    def _record(self, path: str, headers: dict[str, str], body: bytes, status: int) -> None:
+        with self._lock:
+            lowered = {k.lower(): v for k, v in headers.items()}
+            self.requests.append(Request(path, lowered, body, time.monotonic(), status))

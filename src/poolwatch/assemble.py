@@ -6,6 +6,7 @@ from poolwatch.config import Config
 from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sources import Collector
+from poolwatch.sources.docker import DockerCollector
 from poolwatch.sources.host import HostCollector
 
 
@@ -14,6 +15,12 @@ async def build_collectors(config: Config) -> list[Collector]:
     collectors: list[Collector] = []
     if config.host.enabled:
         collectors.append(HostCollector(config.host))
+    if config.docker.enabled != "off":
+        docker = DockerCollector(config.docker)
+        if config.docker.enabled == "on" or await docker.probe():
+            collectors.append(docker)
+        else:
+            await docker.close()
     return collectors
 
 

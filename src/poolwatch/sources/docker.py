@@ -117,7 +117,8 @@ class DockerCollector:
         self.wall = wall
         self.stats_via = "api"
         self.one_shot = True
-        self.stream_live = False
+        self.connected = asyncio.Event()
+        """Set while the event stream is subscribed (tests and health checks wait on it)."""
         self._started = False
         self._primed = False
         self._known: dict[str, Container] = {}
@@ -215,7 +216,7 @@ class DockerCollector:
         return (
             known is None
             or container.id in self._dirty
-            or not self.stream_live
+            or not self.connected.is_set()
             or known.state != container.state
         )
 
@@ -389,7 +390,7 @@ class DockerCollector:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
         finally:
-            self.stream_live = False
+            self.connected.clear()
             self.events.abandon()
 
     async def _follow(self, publish: Publish) -> bool:
@@ -404,7 +405,8 @@ class DockerCollector:
             if first is not CONNECTED:
                 error = first.error if isinstance(first, StreamEnded) else None
             else:
-                connected = self.stream_live = True
+                connected = True
+                self.connected.set()
                 self._log.info("docker_events_connected")
                 await publish([Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool")])
                 async for item in items:
@@ -418,7 +420,7 @@ class DockerCollector:
         except TimeoutError:
             error = TimeoutError(f"no answer within {self.timeout:g}s")
         finally:
-            self.stream_live = False
+            self.connected.clear()
             self.events.abandon()
             with contextlib.suppress(Exception):
                 await items.aclose()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import docker
+import docker.constants
 
 T = TypeVar("T")
 
@@ -44,15 +45,30 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def make_client(environment: Mapping[str, str] | None, timeout: float) -> Any:
-    """`docker.from_env`: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH or the local socket;
-    the API version is negotiated with the engine (one request, under `timeout`)."""
+def make_client(environment: Mapping[str, str] | None, timeout: float, version: str) -> Any:
+    """`docker.from_env`: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH or the local socket.
+
+    The version is given (no request at construction): the SDK's own negotiation, when the
+    engine is down, raises from the constructor and leaks the half-built client's socket.
+    """
     client = docker.from_env(
+        version=version,
         environment=dict(environment) if environment is not None else None,
         timeout=max(1, round(timeout)),
         max_pool_size=1,
     )
     return client.api
+
+
+def negotiate(environment: Mapping[str, str] | None, timeout: float) -> str:
+    """The API version to speak: the engine's, capped by what this SDK knows."""
+    client = make_client(environment, timeout, docker.constants.MINIMUM_DOCKER_API_VERSION)
+    try:
+        server = str(client.version(api_version=False)["ApiVersion"])
+    finally:
+        client.close()
+    newest = docker.constants.DEFAULT_DOCKER_API_VERSION
+    return server if version_tuple(server) <= version_tuple(newest) else newest
 
 
 class Engine:
@@ -65,11 +81,15 @@ class Engine:
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
+        self.api_version: str | None = None
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = make_client(self.environment, self.timeout)
+            version = self.api_version
+            if version is None:
+                version = self.api_version = negotiate(self.environment, self.timeout)
+            client = make_client(self.environment, self.timeout, version)
             self._local.client = client
             with self._lock:
                 self._clients.append(client)
@@ -188,7 +208,8 @@ class EventStream:
 
         client = None
         try:
-            client = make_client(self.environment, self.timeout)
+            version = negotiate(self.environment, self.timeout)
+            client = make_client(self.environment, self.timeout, version)
             stream = client.events(
                 since=since,
                 decode=True,

@@ -143,3 +143,17 @@ def test_timestamps_are_capped() -> None:
         log.died("a")
         log.started("a", moment)
     assert log.restarts("a", 100) == 10
+
+
+def test_image_known_only_by_id_is_shortened() -> None:
+    found = Container("a" * 64, "x", "sha256:" + "0123456789ab" * 5, "running")
+    assert found.reading_labels() == {"image": "0123456789ab"}
+
+
+def test_version_comparison() -> None:
+    from poolwatch.sources.docker_engine import ONE_SHOT_API, version_tuple
+
+    assert version_tuple("1.41") >= ONE_SHOT_API
+    assert version_tuple("1.40") < ONE_SHOT_API
+    assert version_tuple("7.1.0") == (7, 1, 0)
+    assert version_tuple("6.1.0rc1") >= (6, 1)

@@ -105,3 +105,16 @@ async def test_removed_container_resolves_and_is_forgotten(
         assert not w.collector._known
         assert not w.collector._samples
         assert len(w.collector.activity) == 0
+
+
+async def test_unhealthy_then_healthy(containers: Containers, watching: Any) -> None:
+    async with watching(include=[containers.prefix + "*"], interval=1.0) as w:
+        name = containers.run(
+            "health",
+            "--health-cmd", "test -e /tmp/ok", "--health-interval", "1s", "--health-retries", "1",
+            command=("sleep", "3600"),
+        )  # fmt: skip
+        fired = await w.event(matching("ContainerUnhealthy", "firing", name))
+        assert fired.severity == "critical"
+        docker_cli("exec", name, "touch", "/tmp/ok")
+        await w.event(matching("ContainerUnhealthy", "resolved", name))

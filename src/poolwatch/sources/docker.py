@@ -183,9 +183,7 @@ class DockerCollector:
     async def collect(self) -> Sequence[Reading]:
         try:
             return await self._collect()
-        except SourceError:
-            raise
-        except Exception as exc:
+        except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
             raise SourceError(f"Docker engine unreachable: {_reason(exc)}") from exc
 
     async def _collect(self) -> list[Reading]:

@@ -85,7 +85,10 @@ class Container:
         return self.state == "running"
 
     def reading_labels(self) -> dict[str, str]:
-        found = {"image": _bounded(self.image)} if self.image else {}
+        image = self.image
+        if image.startswith("sha256:"):
+            image = image[len("sha256:") :][:12]  # an image known only by ID: short, as `docker ps`
+        found = {"image": _bounded(image)} if image else {}
         for label, key in READING_LABELS.items():
             if self.labels.get(label):
                 found[key] = _bounded(self.labels[label])

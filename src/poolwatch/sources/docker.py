@@ -14,7 +14,6 @@ readings carry the labels `image`, `compose_project`, `compose_service` when pre
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,12 +31,10 @@ from poolwatch.sources.docker_activity import ActivityLog
 from poolwatch.sources.docker_cgroup import CgroupFiles, CgroupReader
 from poolwatch.sources.docker_containers import Container, Selector, overrides
 from poolwatch.sources.docker_engine import (
-    CONNECTED,
     ONE_SHOT_API,
     ONE_SHOT_SDK,
     Engine,
     EventStream,
-    StreamEnded,
     version_tuple,
 )
 from poolwatch.sources.docker_stats import (
@@ -47,6 +44,7 @@ from poolwatch.sources.docker_stats import (
     from_api,
     memory_percent,
 )
+from poolwatch.sources.docker_watch import follow
 
 SOURCE = "docker"
 ENGINE_INSTANCE = "engine"
@@ -61,7 +59,6 @@ CHECKS = (
 )
 PRIME_SECONDS = 0.5
 """The first poll samples twice this far apart, so that even `--once` has a CPU %."""
-RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +130,7 @@ class DockerCollector:
         self._last_nano = 0
         self._seen_at_last: set[tuple[str, str]] = set()
         self._log = get_logger()
+        self._window = f"within {format_duration(config.restart_window)}"
 
     # --- start-up -------------------------------------------------------------------------------
 
@@ -274,11 +272,8 @@ class DockerCollector:
             return None
 
     def _readings(self, container: Container, sample: Sample | None, now: float) -> list[Reading]:
-        labels = container.reading_labels()
-        name = container.name
-
         def reading(check: str, value: float, unit: str, limit: float | None = None) -> Reading:
-            return Reading(SOURCE, name, check, value, unit, limit, labels)
+            return _reading(container, check, value, unit, limit=limit)
 
         found: list[Reading] = []
         if sample is not None:
@@ -300,44 +295,16 @@ class DockerCollector:
             found.append(self._health(container, container.health))
         return found
 
-    def _window(self) -> str:
-        return f"within {format_duration(self.config.restart_window)}"
-
     def _restarts(self, container: Container, now: float) -> Reading:
         count = self.activity.restarts(container.id, now)
-        return Reading(
-            SOURCE,
-            container.name,
-            "restarts",
-            count,
-            "restarts",
-            labels=container.reading_labels(),
-            message=self._window(),
-        )
+        return _reading(container, "restarts", count, "restarts", self._window)
 
     def _ooms(self, container: Container, now: float) -> Reading:
         count = self.activity.ooms(container.id, now)
-        return Reading(
-            SOURCE,
-            container.name,
-            "oom_killed",
-            count,
-            "kills",
-            labels=container.reading_labels(),
-            message=self._window(),
-        )
+        return _reading(container, "oom_killed", count, "kills", self._window)
 
     def _health(self, container: Container, status: str) -> Reading:
-        value = 0 if status == "unhealthy" else 1
-        return Reading(
-            SOURCE,
-            container.name,
-            "healthy",
-            value,
-            "bool",
-            labels=container.reading_labels(),
-            message=status,
-        )
+        return _reading(container, "healthy", 0 if status == "unhealthy" else 1, "bool", status)
 
     def _refresh_rules(self, containers: Iterable[Container]) -> None:
         rules: dict[str, Rule] = dict(self.base_rules)
@@ -377,76 +344,16 @@ class DockerCollector:
     # --- events ---------------------------------------------------------------------------------
 
     async def watch(self, publish: Publish) -> None:
-        """Follow the event stream until cancelled; reconnect with backoff; say when the engine
-        goes and comes back."""
-        delay = RECONNECT_MIN
-        try:
-            while True:
-                connected = await self._follow(publish)
-                if connected:
-                    delay = RECONNECT_MIN
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
-        finally:
-            self.connected.clear()
-            self.events.abandon()
+        await follow(self.events, self, publish)
 
-    async def _follow(self, publish: Publish) -> bool:
-        """One subscription, start to end; True when it connected."""
-        self.events.open(self._since())
-        connected = False
-        error: BaseException | None = None
-        items = self.events.items()
-        try:
-            async with asyncio.timeout(self.timeout):
-                first = await anext(items)
-            if first is not CONNECTED:
-                error = first.error if isinstance(first, StreamEnded) else None
-            else:
-                connected = True
-                self.connected.set()
-                self._log.info("docker_events_connected")
-                await publish([Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool")])
-                async for item in items:
-                    if isinstance(item, StreamEnded):
-                        error = item.error
-                        break
-                    if isinstance(item, dict):
-                        found = self._on_event(item)
-                        if found:
-                            await publish(found)
-        except TimeoutError:
-            error = TimeoutError(f"no answer within {self.timeout:g}s")
-        finally:
-            self.connected.clear()
-            self.events.abandon()
-            with contextlib.suppress(Exception):
-                await items.aclose()
-        self._log.warning("docker_events_lost", reason=_reason(error) if error else "stream closed")
-        if not await self.probe():
-            reason = _reason(error) if error else "the event stream closed"
-            await publish(
-                [
-                    Reading(
-                        SOURCE,
-                        ENGINE_INSTANCE,
-                        UP_CHECK,
-                        0,
-                        "bool",
-                        message=f"Docker engine unreachable: {reason}",
-                    )
-                ]
-            )
-        return connected
-
-    def _since(self) -> str | None:
+    def since(self) -> str | None:
         """Resume where the last stream stopped, so a reconnect misses nothing."""
         if not self._last_nano:
             return None
         seconds, nanos = divmod(self._last_nano, 1_000_000_000)
         return f"{seconds}.{nanos:09d}"
 
-    def _on_event(self, event: Mapping[str, Any]) -> list[Reading]:
+    def on_event(self, event: Mapping[str, Any]) -> list[Reading]:
         """One engine event → the readings it changes (often none)."""
         actor = event.get("Actor") or {}
         container_id = str(actor.get("ID") or event.get("id") or "")
@@ -499,6 +406,20 @@ class DockerCollector:
     async def close(self) -> None:
         self.events.abandon()
         self.engine.close()
+
+
+def _reading(
+    container: Container,
+    check: str,
+    value: float,
+    unit: str,
+    message: str | None = None,
+    *,
+    limit: float | None = None,
+) -> Reading:
+    return Reading(
+        SOURCE, container.name, check, value, unit, limit, container.reading_labels(), message
+    )
 
 
 def _read_cgroups(

@@ -11,12 +11,13 @@ from functools import partial
 
 from pydantic import BaseModel
 
-from poolwatch.config import Config
+from poolwatch.config import Config, DockerConfig
 from poolwatch.runner import Planned
 from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sinks.webhook import WebhookSink
 from poolwatch.sources import Collector
+from poolwatch.sources.docker import DockerCollector
 from poolwatch.sources.host import HostCollector, host_name
 from poolwatch.sources.postgres import PostgresCollector
 from poolwatch.sources.redis import RedisCollector
@@ -53,6 +54,20 @@ async def plan(config: Config) -> list[Planned]:
                 partial(PostgresCollector, pg),
             )
         )
+    if config.docker.enabled == "on" or (
+        config.docker.enabled == "auto" and await docker_answers(config.docker)
+    ):
+        dk = config.docker
+        planned.append(
+            Planned(
+                f"docker:{DockerCollector.instance}",
+                identity(dk),
+                dk.rules,
+                dk.interval,
+                dk.timeout,
+                partial(DockerCollector, dk),
+            )
+        )
     for rd in config.redis.targets:
         planned.append(
             Planned(
@@ -65,6 +80,16 @@ async def plan(config: Config) -> list[Planned]:
             )
         )
     return planned
+
+
+async def docker_answers(settings: DockerConfig) -> bool:
+    """`enabled: auto`: is there an engine? Asked with a throw-away client, so that a reload
+    that keeps the running collector builds nothing that lingers."""
+    probe = DockerCollector(settings)
+    try:
+        return await probe.probe()
+    finally:
+        await probe.close()
 
 
 async def build_collectors(config: Config) -> list[Collector]:

@@ -252,6 +252,10 @@ class DockerConfig(Frozen):
     timeout: Duration
     include: list[str] = []
     exclude: list[str] = []
+    restart_window: Duration = 600.0
+    stats: Literal["auto", "cgroup", "api"] = "auto"
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    concurrency: int = Field(8, ge=1, le=64)
     rules: Rules
 
 

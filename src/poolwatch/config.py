@@ -378,6 +378,7 @@ POOLWATCH_VARIABLES: dict[str, tuple[str, ...]] = {
     "POOLWATCH_ROOTFS": ("host", "rootfs"),
     "POOLWATCH_HOST_STATS": ("host", "enabled"),
     "POOLWATCH_DOCKER": ("docker", "enabled"),
+    "POOLWATCH_DOCKER_CGROUP_ROOT": ("docker", "cgroup_root"),
     "POOLWATCH_LOG_FORMAT": ("log_format",),
     "POOLWATCH_LISTEN": ("listen",),
 }
@@ -531,6 +532,19 @@ def _yield_defaults(data: dict[str, Any], user: Mapping[str, Any]) -> None:
                 rule[other] = None
 
 
+def _cgroups_under_rootfs(data: dict[str, Any], user: Mapping[str, Any]) -> None:
+    """With the host mounted at `rootfs` (recursively, as Docker bind-mounts), its cgroup files
+    are at `{rootfs}/sys/fs/cgroup`: the Docker source reads them there unless told otherwise."""
+    rootfs = str((data.get("host") or {}).get("rootfs") or "/")
+    docker = data.get("docker")
+    if (
+        rootfs.rstrip("/")
+        and isinstance(docker, dict)
+        and "cgroup_root" not in (user.get("docker") or {})
+    ):
+        docker["cgroup_root"] = f"{rootfs.rstrip('/')}/sys/fs/cgroup"
+
+
 def _resolve_secret_files(node: object, where: tuple[str, ...] = ()) -> None:
     if isinstance(node, list):
         for index, item in enumerate(node):
@@ -576,7 +590,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     user = read_yaml(path) if path is not None else {}
     layer, origins = environment_layer(env)
     data = deep_merge(data, layer)
-    _yield_defaults(data, deep_merge(user, layer))
+    said = deep_merge(user, layer)
+    _yield_defaults(data, said)
+    _cgroups_under_rootfs(data, said)
     _resolve_secret_files(data)
     _inherit(data)
     try:

@@ -7,6 +7,7 @@ config reload keeps every connection whose settings did not change.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import partial
 
 from pydantic import BaseModel
@@ -28,8 +29,9 @@ def identity(settings: BaseModel) -> object:
     return settings.model_copy(update={"rules": {}, "interval": 0.0, "timeout": 0.0})
 
 
-async def plan(config: Config) -> list[Planned]:
-    """Every enabled collector; `auto` sources are probed here, once per (re)load."""
+async def plan(config: Config, running: Collection[str] = ()) -> list[Planned]:
+    """Every enabled collector; `auto` sources are probed here, once per (re)load, unless
+    already `running` (owners of the collectors a reload starts from)."""
     planned: list[Planned] = []
     if config.host.enabled:
         host = config.host
@@ -54,13 +56,17 @@ async def plan(config: Config) -> list[Planned]:
                 partial(PostgresCollector, pg),
             )
         )
+    docker_owner = f"docker:{DockerCollector.instance}"
     if config.docker.enabled == "on" or (
-        config.docker.enabled == "auto" and await docker_answers(config.docker)
+        config.docker.enabled == "auto"
+        # a reload keeps a running Docker source even if the engine is down right now: that
+        # is DockerDown, not "no Docker here"
+        and (docker_owner in running or await docker_answers(config.docker))
     ):
         dk = config.docker
         planned.append(
             Planned(
-                f"docker:{DockerCollector.instance}",
+                docker_owner,
                 identity(dk),
                 dk.rules,
                 dk.interval,

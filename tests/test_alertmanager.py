@@ -12,10 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from poolwatch.assemble import build_sinks
 from poolwatch.config import AlertmanagerConfig, ConfigError, load
+from poolwatch.evaluate import Evaluator
+from poolwatch.metrics import registry_for
 from poolwatch.model import Event
+from poolwatch.runner import Runner
 from poolwatch.sinks.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
 from poolwatch.sinks.alertmanager import AlertmanagerSink
 
@@ -279,3 +283,11 @@ def test_a_peer_listed_twice_is_refused() -> None:
         ConfigError, match=r"alertmanager\.urls \(from POOLWATCH_ALERTMANAGER_URL\)"
     ):
         load(None, env)
+
+
+def test_stats_reach_the_metrics_endpoint(tmp_path: Path) -> None:
+    sink = sink_for(tmp_path, Recorder(), Clock())
+    runner = Runner([], [sink], Evaluator("test"))
+    text = generate_latest(registry_for(runner, lambda: runner.sinks)).decode()
+    assert 'poolwatch_sink_queue_depth{sink="alertmanager:am:9093"} 0.0' in text
+    assert 'poolwatch_sink_alerts_firing{sink="alertmanager:am:9093"} 0.0' in text

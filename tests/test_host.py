@@ -4,6 +4,7 @@ this machine's real one."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,13 @@ import pytest
 from poolwatch.config import load
 from poolwatch.model import Reading
 from poolwatch.sources import SourceError
-from poolwatch.sources.host import CHECKS, HostCollector, parse_mounts, parse_net_dev
+from poolwatch.sources.host import (
+    CHECKS,
+    HostCollector,
+    host_name,
+    parse_mounts,
+    parse_net_dev,
+)
 from tests.readme import documented_checks
 
 MOUNTS = """\
@@ -132,3 +139,12 @@ async def test_real_host_emits_every_documented_check() -> None:
 
 def test_readme_documents_exactly_the_host_checks() -> None:
     assert documented_checks("Source: host") == set(CHECKS)
+
+
+def test_host_name_comes_from_the_mounted_host(tmp_path: Path) -> None:
+    """In a container the events must name the host, not the container's id."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "hostname").write_text("matrixon-db-1\n")
+    assert host_name(tmp_path) == "matrixon-db-1"
+    assert host_name(tmp_path / "nothing-mounted") == socket.gethostname()
+    assert host_name(Path("/")) == socket.gethostname()

@@ -62,12 +62,12 @@ async def test_metrics_show_the_latest_readings_and_alerts(
     }
     (host,) = runner.latest.values()
     memory = next(r for r in host.values() if r.check == "memory_percent")
-    key = ("poolwatch_host_memory_percent", (("instance", memory.instance),))
+    key = ("poolwatch_host_memory_percent", (("target", memory.instance),))
     assert samples[key] == memory.value
     active = [k for k in samples if k[0] == "poolwatch_alert_active"]
     assert any(("alert", "HighCPUUsage") in labels for _, labels in active)  # CPU_WARNING=0
     assert (
-        samples[("poolwatch_polls_total", (("instance", memory.instance), ("source", "host")))] >= 1
+        samples[("poolwatch_polls_total", (("source", "host"), ("target", memory.instance)))] >= 1
     )
     assert any(name == "process_resident_memory_bytes" for name, _ in samples)
 

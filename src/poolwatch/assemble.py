@@ -7,7 +7,6 @@ config reload keeps every connection whose settings did not change.
 
 from __future__ import annotations
 
-import os
 from functools import partial
 
 from pydantic import BaseModel
@@ -19,7 +18,7 @@ from poolwatch.sinks.alertmanager import AlertmanagerSink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sinks.webhook import WebhookSink
 from poolwatch.sources import Collector
-from poolwatch.sources.host import HostCollector
+from poolwatch.sources.host import HostCollector, host_name
 from poolwatch.sources.postgres import PostgresCollector
 from poolwatch.sources.redis import RedisCollector
 
@@ -36,7 +35,7 @@ async def plan(config: Config) -> list[Planned]:
         host = config.host
         planned.append(
             Planned(
-                f"host:{os.uname().nodename}",
+                f"host:{host_name(host.rootfs)}",
                 identity(host),
                 host.rules,
                 host.interval,

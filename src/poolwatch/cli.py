@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -25,6 +24,7 @@ from poolwatch.notify import notify as notify_sinks
 from poolwatch.once import check_once, worst, write_json, write_table
 from poolwatch.runner import Runner
 from poolwatch.sinks import SinkError
+from poolwatch.sources.host import host_name
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -145,7 +145,7 @@ async def once(
 ) -> int:
     # diagnostics go to stderr so stdout holds only results
     logs.configure("json" if output == "json" else config.log_format, stream=sys.stderr)
-    runner = Runner(await build_collectors(config), [], Evaluator(socket.gethostname()))
+    runner = Runner(await build_collectors(config), [], Evaluator(host_name(config.host.rootfs)))
     try:
         results = await check_once(runner)
     finally:
@@ -158,7 +158,7 @@ async def once(
     out.flush()
     if notify:
         try:
-            events = firing_events(results, socket.gethostname())
+            events = firing_events(results, host_name(config.host.rootfs))
             await notify_sinks(config, build_sinks(config, stdout=False), events)
         except SinkError as exc:
             print(f"poolwatch: --notify: {exc}", file=sys.stderr)
@@ -185,7 +185,7 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
     runner = Runner(
         [],
         build_sinks(config),
-        Evaluator(socket.gethostname()),
+        Evaluator(host_name(config.host.rootfs)),
         shutdown_timeout=config.shutdown_timeout,
         log_samples=config.log_samples,
     )

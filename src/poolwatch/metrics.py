@@ -4,9 +4,12 @@ A scrape only reads what the runner already holds (the last value of every readi
 polls a source, so scraping cannot slow or multiply the polls.
 
 Families:
-- `poolwatch_<source>_<check>{instance, <reading labels>}`: every reading; `..._limit` beside it
+- `poolwatch_<source>_<check>{target, <reading labels>}`: every reading; `..._limit` beside it
   when the reading has a limit (connections against max_connections, say);
-- `poolwatch_alert_active{alert, severity, source, instance, check}`: 1 per firing alert;
+- `poolwatch_alert_active{alert, severity, source, target, check}`: 1 per firing alert;
+
+`target` is the event's `instance` (server, container, mount). It is not called `instance`
+because Prometheus sets that label to the scraped address, and would rename ours.
 - `poolwatch_polls_total`, `poolwatch_poll_failures_total`, `poolwatch_poll_overruns_total`,
   `poolwatch_poll_duration_seconds`, `poolwatch_last_poll_timestamp_seconds` per source/instance;
 - `poolwatch_events_total{status, severity}`;
@@ -63,7 +66,7 @@ class RunnerCollector(Collector):
         for readings in list(self._runner.latest.values()):
             for reading in list(readings.values()):
                 name = metric_name(reading.source, reading.check)
-                labels = {"instance": reading.instance}
+                labels = {"target": reading.instance}
                 labels.update((label_name(k), v) for k, v in reading.labels.items())
                 rows.setdefault(name, []).append((labels, reading.value))
                 helps[name] = f"{reading.source} {reading.check} ({reading.unit})"
@@ -81,7 +84,7 @@ class RunnerCollector(Collector):
         family = GaugeMetricFamily(
             "poolwatch_alert_active",
             "1 for every alert that is firing",
-            labels=["alert", "severity", "source", "instance", "check"],
+            labels=["alert", "severity", "source", "target", "check"],
         )
         for key, state in list(self._runner.evaluator.states.items()):
             if state.severity.label == "ok":
@@ -106,7 +109,7 @@ class RunnerCollector(Collector):
         ] = [
             (
                 CounterMetricFamily(
-                    "poolwatch_polls", "polls started", labels=["source", "instance"]
+                    "poolwatch_polls", "polls started", labels=["source", "target"]
                 ),
                 stats.polls,
             ),
@@ -114,7 +117,7 @@ class RunnerCollector(Collector):
                 CounterMetricFamily(
                     "poolwatch_poll_failures",
                     "polls that failed or timed out",
-                    labels=["source", "instance"],
+                    labels=["source", "target"],
                 ),
                 stats.failures,
             ),
@@ -122,7 +125,7 @@ class RunnerCollector(Collector):
                 CounterMetricFamily(
                     "poolwatch_poll_overruns",
                     "ticks skipped because a poll ran over its interval",
-                    labels=["source", "instance"],
+                    labels=["source", "target"],
                 ),
                 stats.overruns,
             ),
@@ -130,7 +133,7 @@ class RunnerCollector(Collector):
                 GaugeMetricFamily(
                     "poolwatch_poll_duration_seconds",
                     "how long the last poll took",
-                    labels=["source", "instance"],
+                    labels=["source", "target"],
                 ),
                 stats.durations,
             ),
@@ -138,7 +141,7 @@ class RunnerCollector(Collector):
                 GaugeMetricFamily(
                     "poolwatch_last_poll_timestamp_seconds",
                     "Unix time of the last successful poll",
-                    labels=["source", "instance"],
+                    labels=["source", "target"],
                 ),
                 stats.last_poll,
             ),

@@ -10,6 +10,7 @@ import pytest
 
 from tests.daemon import Daemon
 from tests.net import free_port
+from tests.postgres.pgserver import Load, PgServer, client_backends, wait_for_count
 
 
 def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
@@ -26,7 +27,8 @@ def wait_query(prometheus_url: str, expr: str, deadline: float = 30) -> list[dic
         if result:
             return result
         time.sleep(0.5)
-    raise AssertionError(f"{expr} returned nothing within {deadline}s")
+    seen = query(prometheus_url, '{__name__=~"poolwatch_.+"}')
+    raise AssertionError(f"{expr} returned nothing within {deadline}s; series: {seen[:40]}")
 
 
 @pytest.mark.integration
@@ -48,3 +50,35 @@ def test_prometheus_scrapes_poolwatch(prometheus_factory: Any) -> None:
         disks = wait_query(prometheus.url, "poolwatch_host_disk_percent")
         assert all(0 <= float(d["value"][1]) <= 100 for d in disks)
         assert {d["metric"]["fstype"] for d in disks}
+
+
+@pytest.mark.integration
+async def test_prometheus_returns_the_postgresql_connection_count(
+    prometheus_factory: Any, pg: PgServer, load: Load
+) -> None:
+    port = free_port()
+    env = {
+        "POOLWATCH_LISTEN": f"127.0.0.1:{port}",
+        "POOLWATCH_INTERVAL": "500ms",
+        "POOLWATCH_POSTGRES_DSN": pg.dsn(),
+        "POOLWATCH_HOST_STATS": "off",
+    }
+    await load.open(12)
+    with Daemon(env) as daemon:
+        daemon.wait_for(lambda line: line.get("event") == "started")
+        prometheus = prometheus_factory([f"127.0.0.1:{port}"])
+        admin = await pg.admin()
+        try:
+            await wait_for_count(admin, 12 + 1 + 1)  # the load, poolwatch, this admin session
+            measured = await client_backends(admin) - 1  # as poolwatch sees it: without us
+        finally:
+            await admin.close()
+        expr = f'poolwatch_postgres_connections{{target="main"}} == {measured}'
+        (series,) = wait_query(prometheus.url, expr)
+        assert float(series["value"][1]) == measured == 13
+        (limit,) = wait_query(prometheus.url, "poolwatch_postgres_connections_limit")
+        assert float(limit["value"][1]) == 200 - 3  # max_connections - superuser_reserved
+        (ratio,) = wait_query(
+            prometheus.url, "poolwatch_postgres_connections / poolwatch_postgres_connections_limit"
+        )
+        assert float(ratio["value"][1]) == pytest.approx(13 / 197)

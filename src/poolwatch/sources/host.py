@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,13 +134,26 @@ def _busy_and_total(times: object) -> tuple[float, float]:
     return total - idle, total
 
 
+def host_name(rootfs: Path) -> str:
+    """The watched host's name. In a container with the host mounted at `rootfs`, the host's
+    `/etc/hostname` (the container's own name is its id, new at every upgrade)."""
+    if rootfs != Path("/"):
+        try:
+            name = (rootfs / "etc" / "hostname").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""
+        if name:
+            return name
+    return socket.gethostname()
+
+
 class HostCollector:
     """Reads the host with psutil and procfs files; keeps the previous counters for deltas."""
 
     source = SOURCE
 
     def __init__(self, config: HostConfig, instance: str | None = None) -> None:
-        self.instance = instance or os.uname().nodename
+        self.instance = instance or host_name(config.rootfs)
         self.interval = config.interval
         self.timeout = config.timeout
         self.rules: Rules = config.rules

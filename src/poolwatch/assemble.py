@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from poolwatch.config import Config, DockerConfig
 from poolwatch.runner import Planned
 from poolwatch.sinks import Sink
+from poolwatch.sinks.alertmanager import AlertmanagerSink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sinks.webhook import WebhookSink
 from poolwatch.sources import Collector
@@ -107,4 +108,6 @@ def build_sinks(config: Config, *, stdout: bool = True) -> list[Sink]:
     if stdout:
         sinks.append(StdoutSink())
     sinks.extend(WebhookSink(hook, config.state_dir) for hook in config.webhooks)
+    am = config.alertmanager
+    sinks.extend(AlertmanagerSink(am, url, config.state_dir) for url in am.urls)
     return sinks

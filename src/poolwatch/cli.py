@@ -88,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
         "--notify",
         action="store_true",
         help="with --once: also send the non-OK results as firing events to the configured "
-        "webhooks",
+        "webhooks and Alertmanagers",
     )
     p.add_argument(
         "--format",
@@ -240,7 +240,7 @@ class Reloader:
     start: changing them needs a restart, and a reload says so.
     """
 
-    RESTART_KEYS = ("webhooks", "listen", "log_format", "state_dir")
+    RESTART_KEYS = ("webhooks", "alertmanager", "listen", "log_format", "state_dir")
 
     def __init__(self, runner: Runner, config: configuration.Config, path: Path | None) -> None:
         self._runner, self._config, self._path = runner, config, path

@@ -297,6 +297,32 @@ class WebhookConfig(Frozen):
         return self
 
 
+class AlertmanagerConfig(Frozen):
+    """The Alertmanager sink (on when `urls` is not empty); README "Sink: Alertmanager" documents
+    every key."""
+
+    urls: list[Annotated[str, Field(pattern=r"^https?://")]] = []
+    timeout: Duration = 10.0
+    resend_interval: Duration = 60.0
+    resolved_resend: Duration = 300.0
+    generator_url: str | None = None
+    teams: dict[str, str] = {}
+    ca_file: Path | None = None
+    retry_initial: Duration = 0.5
+    retry_max: Duration = 30.0
+    max_queue: int = Field(10000, ge=1)
+    max_age: Duration = 3600.0
+
+    @field_validator("urls")
+    @classmethod
+    def _distinct(cls, urls: list[str]) -> list[str]:
+        bases = [url.rstrip("/") for url in urls]
+        for url in bases:
+            if bases.count(url) > 1:
+                raise ValueError(f"{redact.url(url)} is listed twice; each url must be unique")
+        return bases
+
+
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret: `whsec_` + base64 of at least 24 bytes."""
     encoded = secret.strip().removeprefix("whsec_")
@@ -323,6 +349,7 @@ class Config(Frozen):
     redis: RedisConfig
     docker: DockerConfig
     webhooks: list[WebhookConfig] = []
+    alertmanager: AlertmanagerConfig
 
     @field_validator("webhooks")
     @classmethod
@@ -338,6 +365,7 @@ class Config(Frozen):
             target["url"] = redact.url(target["url"])
         for hook in data["webhooks"]:
             hook["url"] = redact.url(hook["url"])
+        data["alertmanager"]["urls"] = [redact.url(url) for url in data["alertmanager"]["urls"]]
         return data
 
 
@@ -473,6 +501,11 @@ def environment_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tupl
             hook["secret"] = secret
         layer["webhooks"] = [hook]
         origins[("webhooks", "0", "url")] = "POOLWATCH_WEBHOOK_URL"
+    alertmanagers = env.get("POOLWATCH_ALERTMANAGER_URL")
+    if alertmanagers:
+        urls = [url.strip() for url in alertmanagers.split(",") if url.strip()]
+        _set(layer, ("alertmanager", "urls"), urls)
+        origins[("alertmanager", "urls")] = "POOLWATCH_ALERTMANAGER_URL"
     return layer, origins
 
 

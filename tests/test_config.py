@@ -200,3 +200,11 @@ def test_durations_and_thresholds_parse() -> None:
     assert Threshold(75, True).resolve(None) is None
     with pytest.raises(ValueError, match="duration"):
         configuration.parse_duration("5 parsecs")
+
+
+def test_docker_reads_cgroups_under_the_mounted_host() -> None:
+    assert str(load(None, {}).docker.cgroup_root) == "/sys/fs/cgroup"
+    mounted = load(None, {"POOLWATCH_ROOTFS": "/host/root"})
+    assert str(mounted.docker.cgroup_root) == "/host/root/sys/fs/cgroup"
+    told = load(None, {"POOLWATCH_ROOTFS": "/host/root", "POOLWATCH_DOCKER_CGROUP_ROOT": "/cg"})
+    assert str(told.docker.cgroup_root) == "/cg"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from poolwatch.assemble import build_sinks
 from poolwatch.config import load
 from poolwatch.evaluate import Evaluator
 from poolwatch.health import liveness, readiness
@@ -91,3 +94,33 @@ def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:9108") == ("127.0.0.1", 9108)
     assert parse_listen(":9108") == ("0.0.0.0", 9108)
     assert parse_listen("[::1]:9108") == ("::1", 9108)
+
+
+async def test_metrics_include_each_sinks_delivery_state(tmp_path: Path) -> None:
+    """The real webhook and Alertmanager sinks, as the daemon builds them, in the exposition."""
+    config = load(
+        None,
+        {
+            "POOLWATCH_WEBHOOK_URL": "http://127.0.0.1:9/hook",  # nobody listens: events wait
+            "POOLWATCH_ALERTMANAGER_URL": "http://127.0.0.1:9",
+            "POOLWATCH_STATE_DIR": str(tmp_path),
+            "POOLWATCH_DOCKER": "off",
+        },
+    )
+    sinks = build_sinks(config, stdout=False)
+    runner = Runner([], sinks, Evaluator("test"))
+    await runner.start_sinks()
+    try:
+        text = generate_latest(registry_for(runner, lambda: runner.sinks)).decode()
+    finally:
+        for sink in sinks:
+            await sink.close(0.1)
+    depths = {
+        s.labels["sink"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "poolwatch_sink_queue_depth"
+    }
+    assert set(depths) == {sink.name for sink in sinks}
+    assert len(depths) == 2
+    assert all(value == 0 for value in depths.values())

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 import structlog
 
 from poolwatch.config import load
 from poolwatch.evaluate import Evaluator
 from poolwatch.model import Event, Reading
-from poolwatch.runner import Runner
+from poolwatch.runner import Planned, Runner
 
 RULES = load(None, {}).postgres.rules
 
@@ -156,3 +158,51 @@ async def test_a_stuck_sink_cannot_hold_shutdown_past_the_deadline() -> None:
     with structlog.testing.capture_logs() as logs:
         await run_for(runner, 0.1)  # run_for itself fails if shutdown takes > 10 s
     assert any(line["event"] == "sink_close_failed" for line in logs)
+
+
+def planned(instance: str, identity: object, rules: Any = RULES, interval: float = 0.1) -> Planned:
+    return Planned(
+        f"postgres:{instance}",
+        identity,
+        rules,
+        interval,
+        1.0,
+        partial(ScriptedCollector, instance, interval),
+    )
+
+
+async def test_apply_keeps_updates_replaces_adds_and_removes() -> None:
+    sink = MemorySink()
+    runner = Runner([], [sink], Evaluator("test"))
+    first = await runner.apply([planned("a", 1), planned("b", 1), planned("c", 1)])
+    assert first == {"postgres:a": "added", "postgres:b": "added", "postgres:c": "added"}
+    a, b, c = runner.collectors
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    await asyncio.sleep(0.25)
+    c.value = 190  # c fires PostgreSQLConnectionPoolCritical
+    await asyncio.sleep(0.25)
+    looser = load(None, {"POSTGRES_CONN_WARNING": "500", "POSTGRES_CONN_CRITICAL": "600"})
+    outcome = await runner.apply(
+        [planned("a", 1), planned("b", 2), planned("d", 1, looser.postgres.rules, 0.2)]
+    )
+    assert outcome == {
+        "postgres:a": "kept",
+        "postgres:b": "replaced",
+        "postgres:d": "added",
+        "postgres:c": "removed",
+    }
+    assert runner.collectors[0] is a  # kept: same object, same connection
+    assert b.closed
+    assert c.closed  # removed: closed ...
+    resolved = [e for e in sink.events if e.instance == "c" and e.status == "resolved"]
+    assert [e.alert for e in resolved] == ["PostgreSQLConnectionPoolCritical"]  # ... resolved
+    polls_of_a = a.polls
+    await asyncio.sleep(0.3)
+    assert a.polls > polls_of_a  # the kept collector goes on polling
+    assert runner.collectors[2].polls >= 1  # the added one started
+    stop.set()
+    await task
+    updated = await runner.apply([planned("a", 1, looser.postgres.rules)])
+    assert updated["postgres:a"] == "updated"
+    assert a.rules is looser.postgres.rules

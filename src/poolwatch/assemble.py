@@ -7,16 +7,19 @@ config reload keeps every connection whose settings did not change.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import partial
 
 from pydantic import BaseModel
 
-from poolwatch.config import Config
+from poolwatch.config import Config, DockerConfig
 from poolwatch.runner import Planned
 from poolwatch.sinks import Sink
+from poolwatch.sinks.alertmanager import AlertmanagerSink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sinks.webhook import WebhookSink
 from poolwatch.sources import Collector
+from poolwatch.sources.docker import DockerCollector
 from poolwatch.sources.host import HostCollector, host_name
 from poolwatch.sources.postgres import PostgresCollector
 from poolwatch.sources.redis import RedisCollector
@@ -27,8 +30,9 @@ def identity(settings: BaseModel) -> object:
     return settings.model_copy(update={"rules": {}, "interval": 0.0, "timeout": 0.0})
 
 
-async def plan(config: Config) -> list[Planned]:
-    """Every enabled collector; `auto` sources are probed here, once per (re)load."""
+async def plan(config: Config, running: Collection[str] = ()) -> list[Planned]:
+    """Every enabled collector; `auto` sources are probed here, once per (re)load, unless
+    already `running` (owners of the collectors a reload starts from)."""
     planned: list[Planned] = []
     if config.host.enabled:
         host = config.host
@@ -53,6 +57,24 @@ async def plan(config: Config) -> list[Planned]:
                 partial(PostgresCollector, pg),
             )
         )
+    docker_owner = f"docker:{DockerCollector.instance}"
+    if config.docker.enabled == "on" or (
+        config.docker.enabled == "auto"
+        # a reload keeps a running Docker source even if the engine is down right now: that
+        # is DockerDown, not "no Docker here"
+        and (docker_owner in running or await docker_answers(config.docker))
+    ):
+        dk = config.docker
+        planned.append(
+            Planned(
+                docker_owner,
+                identity(dk),
+                dk.rules,
+                dk.interval,
+                dk.timeout,
+                partial(DockerCollector, dk),
+            )
+        )
     for rd in config.redis.targets:
         planned.append(
             Planned(
@@ -67,6 +89,16 @@ async def plan(config: Config) -> list[Planned]:
     return planned
 
 
+async def docker_answers(settings: DockerConfig) -> bool:
+    """`enabled: auto`: is there an engine? Asked with a throw-away client, so that a reload
+    that keeps the running collector builds nothing that lingers."""
+    probe = DockerCollector(settings)
+    try:
+        return await probe.probe()
+    finally:
+        await probe.close()
+
+
 async def build_collectors(config: Config) -> list[Collector]:
     return [item.build() for item in await plan(config)]
 
@@ -76,4 +108,6 @@ def build_sinks(config: Config, *, stdout: bool = True) -> list[Sink]:
     if stdout:
         sinks.append(StdoutSink())
     sinks.extend(WebhookSink(hook, config.state_dir) for hook in config.webhooks)
+    am = config.alertmanager
+    sinks.extend(AlertmanagerSink(am, url, config.state_dir) for url in am.urls)
     return sinks

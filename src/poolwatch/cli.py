@@ -22,7 +22,7 @@ from poolwatch.metrics import registry_for
 from poolwatch.notify import firing_events
 from poolwatch.notify import notify as notify_sinks
 from poolwatch.once import check_once, worst, write_json, write_table
-from poolwatch.runner import Runner
+from poolwatch.runner import Runner, owner_of
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host import host_name
 
@@ -88,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
         "--notify",
         action="store_true",
         help="with --once: also send the non-OK results as firing events to the configured "
-        "webhooks",
+        "webhooks and Alertmanagers",
     )
     p.add_argument(
         "--format",
@@ -240,7 +240,7 @@ class Reloader:
     start: changing them needs a restart, and a reload says so.
     """
 
-    RESTART_KEYS = ("webhooks", "listen", "log_format", "state_dir")
+    RESTART_KEYS = ("webhooks", "alertmanager", "listen", "log_format", "state_dir")
 
     def __init__(self, runner: Runner, config: configuration.Config, path: Path | None) -> None:
         self._runner, self._config, self._path = runner, config, path
@@ -271,6 +271,7 @@ class Reloader:
                 self._log.warning("reload_needs_restart", keys=pending)
             self._runner.shutdown_timeout = config.shutdown_timeout
             self._runner.log_samples = config.log_samples
-            outcome = await self._runner.apply(await plan(config))
+            running = [owner_of(c) for c in self._runner.collectors]
+            outcome = await self._runner.apply(await plan(config, running))
             self._config = config
             self._log.info("reloaded", collectors=outcome)

@@ -252,6 +252,10 @@ class DockerConfig(Frozen):
     timeout: Duration
     include: list[str] = []
     exclude: list[str] = []
+    restart_window: Duration = 600.0
+    stats: Literal["auto", "cgroup", "api"] = "auto"
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    concurrency: int = Field(8, ge=1, le=64)
     rules: Rules
 
 
@@ -293,6 +297,32 @@ class WebhookConfig(Frozen):
         return self
 
 
+class AlertmanagerConfig(Frozen):
+    """The Alertmanager sink (on when `urls` is not empty); README "Sink: Alertmanager" documents
+    every key."""
+
+    urls: list[Annotated[str, Field(pattern=r"^https?://")]] = []
+    timeout: Duration = 10.0
+    resend_interval: Duration = 60.0
+    resolved_resend: Duration = 300.0
+    generator_url: str | None = None
+    teams: dict[str, str] = {}
+    ca_file: Path | None = None
+    retry_initial: Duration = 0.5
+    retry_max: Duration = 30.0
+    max_queue: int = Field(10000, ge=1)
+    max_age: Duration = 3600.0
+
+    @field_validator("urls")
+    @classmethod
+    def _distinct(cls, urls: list[str]) -> list[str]:
+        bases = [url.rstrip("/") for url in urls]
+        for url in bases:
+            if bases.count(url) > 1:
+                raise ValueError(f"{redact.url(url)} is listed twice; each url must be unique")
+        return bases
+
+
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret: `whsec_` + base64 of at least 24 bytes."""
     encoded = secret.strip().removeprefix("whsec_")
@@ -319,6 +349,7 @@ class Config(Frozen):
     redis: RedisConfig
     docker: DockerConfig
     webhooks: list[WebhookConfig] = []
+    alertmanager: AlertmanagerConfig
 
     @field_validator("webhooks")
     @classmethod
@@ -334,6 +365,7 @@ class Config(Frozen):
             target["url"] = redact.url(target["url"])
         for hook in data["webhooks"]:
             hook["url"] = redact.url(hook["url"])
+        data["alertmanager"]["urls"] = [redact.url(url) for url in data["alertmanager"]["urls"]]
         return data
 
 
@@ -374,6 +406,7 @@ POOLWATCH_VARIABLES: dict[str, tuple[str, ...]] = {
     "POOLWATCH_ROOTFS": ("host", "rootfs"),
     "POOLWATCH_HOST_STATS": ("host", "enabled"),
     "POOLWATCH_DOCKER": ("docker", "enabled"),
+    "POOLWATCH_DOCKER_CGROUP_ROOT": ("docker", "cgroup_root"),
     "POOLWATCH_LOG_FORMAT": ("log_format",),
     "POOLWATCH_LISTEN": ("listen",),
 }
@@ -468,6 +501,11 @@ def environment_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tupl
             hook["secret"] = secret
         layer["webhooks"] = [hook]
         origins[("webhooks", "0", "url")] = "POOLWATCH_WEBHOOK_URL"
+    alertmanagers = env.get("POOLWATCH_ALERTMANAGER_URL")
+    if alertmanagers:
+        urls = [url.strip() for url in alertmanagers.split(",") if url.strip()]
+        _set(layer, ("alertmanager", "urls"), urls)
+        origins[("alertmanager", "urls")] = "POOLWATCH_ALERTMANAGER_URL"
     return layer, origins
 
 
@@ -527,6 +565,19 @@ def _yield_defaults(data: dict[str, Any], user: Mapping[str, Any]) -> None:
                 rule[other] = None
 
 
+def _cgroups_under_rootfs(data: dict[str, Any], user: Mapping[str, Any]) -> None:
+    """With the host mounted at `rootfs` (recursively, as Docker bind-mounts), its cgroup files
+    are at `{rootfs}/sys/fs/cgroup`: the Docker source reads them there unless told otherwise."""
+    rootfs = str((data.get("host") or {}).get("rootfs") or "/")
+    docker = data.get("docker")
+    if (
+        rootfs.rstrip("/")
+        and isinstance(docker, dict)
+        and "cgroup_root" not in (user.get("docker") or {})
+    ):
+        docker["cgroup_root"] = f"{rootfs.rstrip('/')}/sys/fs/cgroup"
+
+
 def _resolve_secret_files(node: object, where: tuple[str, ...] = ()) -> None:
     if isinstance(node, list):
         for index, item in enumerate(node):
@@ -572,7 +623,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     user = read_yaml(path) if path is not None else {}
     layer, origins = environment_layer(env)
     data = deep_merge(data, layer)
-    _yield_defaults(data, deep_merge(user, layer))
+    said = deep_merge(user, layer)
+    _yield_defaults(data, said)
+    _cgroups_under_rootfs(data, said)
     _resolve_secret_files(data)
     _inherit(data)
     try:

@@ -52,6 +52,12 @@ def judge(reading: Reading, rule: Rule, held: Severity = Severity.OK) -> Judgeme
     return Judgement(Severity.OK, None)
 
 
+def rule_for(rules: Mapping[str, Rule], reading: Reading) -> Rule | None:
+    """The rule judging `reading`: one given to its instance (`check@instance`, e.g. from a
+    container's labels) wins over the check's rule."""
+    return rules.get(f"{reading.check}@{reading.instance}") or rules.get(reading.check)
+
+
 def threshold_for(reading: Reading, rule: Rule, level: Severity) -> float | None:
     chosen = rule.critical if level == Severity.CRITICAL else rule.warning
     return None if chosen is None else chosen.resolve(reading.limit)
@@ -83,7 +89,7 @@ class Evaluator:
         """Feed one poll's readings (from the collector `owner`); return the events it causes."""
         events: list[Event] = []
         for reading in readings:
-            rule = rules.get(reading.check)
+            rule = rule_for(rules, reading)
             if rule is None or not rule.enabled:
                 continue
             event = self._step(owner, reading, rule, now)
@@ -179,4 +185,12 @@ class Evaluator:
         )
 
 
-__all__ = ["AlertState", "Evaluator", "Judgement", "describe_reading", "judge", "threshold_for"]
+__all__ = [
+    "AlertState",
+    "Evaluator",
+    "Judgement",
+    "describe_reading",
+    "judge",
+    "rule_for",
+    "threshold_for",
+]

@@ -37,7 +37,7 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 class ReportsStats(Protocol):
     """A sink that can say how it is doing (webhook queue depth, oldest undelivered age, ...)."""
 
-    def stats(self) -> Mapping[str, float]: ...
+    def metrics(self) -> Mapping[str, float]: ...
 
 
 def metric_name(*parts: str) -> str:
@@ -162,7 +162,7 @@ class RunnerCollector(Collector):
         rows: dict[str, list[tuple[str, float]]] = {}
         for sink in self._sinks():
             if isinstance(sink, ReportsStats):
-                for key, value in sink.stats().items():
+                for key, value in sink.metrics().items():
                     rows.setdefault(key, []).append((sink.name, value))
         for key, samples in sorted(rows.items()):
             family = GaugeMetricFamily(metric_name("sink", key), f"sink {key}", labels=["sink"])

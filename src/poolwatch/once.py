@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from poolwatch.describe import describe_reading, number
-from poolwatch.evaluate import judge
+from poolwatch.evaluate import judge, rule_for
 from poolwatch.model import Reading, Severity
 from poolwatch.runner import Runner
 from poolwatch.sources import Collector
@@ -49,7 +49,7 @@ class Result:
 def results_for(collector: Collector, readings: Sequence[Reading]) -> list[Result]:
     results: list[Result] = []
     for reading in readings:
-        rule = collector.rules.get(reading.check)
+        rule = rule_for(collector.rules, reading)
         if rule is None or not rule.enabled:
             results.append(
                 Result(

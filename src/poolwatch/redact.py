@@ -92,6 +92,8 @@ def register_config_secrets(config: Config) -> None:
         register(hook.bearer_token.get_secret_value() if hook.bearer_token else None)
         register(hook.password.get_secret_value() if hook.password else None)
         register(_url_password(hook.url))
+    for url in config.alertmanager.urls:
+        register(_url_password(url))
 
 
 def _url_password(text: str) -> str | None:

@@ -85,6 +85,7 @@ async def test_assemble_builds_one_collector_per_target() -> None:
         env={
             "POOLWATCH_POSTGRES_DSN": "postgresql://u:pw@db/app",
             "POOLWATCH_HOST_STATS": "off",
+            "POOLWATCH_DOCKER": "off",
             "POSTGRES_CONN_WARNING": "75%",
         }
     )

@@ -3,4 +3,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_packages prometheus prometheus-alertmanager
-command -v prometheus promtool alertmanager amtool >/dev/null
+# Debian names the Alertmanager binary prometheus-alertmanager
+for tool in prometheus promtool prometheus-alertmanager amtool; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done

@@ -263,6 +263,7 @@ async def test_daemon_path_env_to_event(
         env={
             "POOLWATCH_REDIS_URL": redis_server.url,
             "POOLWATCH_HOST_STATS": "off",
+            "POOLWATCH_DOCKER": "off",
             "POOLWATCH_INTERVAL": "100ms",
             "REDIS_CONN_WARNING": "1",
             "REDIS_CONN_CRITICAL": "900",

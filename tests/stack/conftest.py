@@ -1,4 +1,5 @@
-"""Real Prometheus and Alertmanager, started on free loopback ports in temp dirs."""
+"""A real Prometheus, started on a free loopback port in a temp dir (Alertmanager peers are
+started by tests/stack/test_alertmanager.py, which also restarts them)."""
 
 from __future__ import annotations
 
@@ -91,32 +92,4 @@ def prometheus_factory(tmp_path: Path) -> Iterator[object]:
 
     yield start
     for process in started:
-        stop(process)
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[Server]:
-    binary = require("alertmanager")
-    port, cluster = free_port(), free_port()
-    home = tmp_path / "alertmanager"
-    home.mkdir()
-    (home / "alertmanager.yml").write_text(
-        "route: {receiver: blackhole, group_wait: 1s}\nreceivers: [{name: blackhole}]\n"
-    )
-    log = home / "log"
-    process = launch(
-        [
-            binary,
-            f"--config.file={home / 'alertmanager.yml'}",
-            f"--storage.path={home}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--cluster.listen-address=127.0.0.1:{cluster}",
-        ],
-        log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/-/ready", process, log)
-        yield Server(url, process, home)
-    finally:
         stop(process)

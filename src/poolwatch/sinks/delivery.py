@@ -64,6 +64,17 @@ class DeliveryStats:
     last_error_at: float | None
     last_delivered_at: float | None
 
+    def numbers(self) -> dict[str, float]:
+        """The counters and gauges, for the metrics endpoint (`poolwatch_sink_<key>{sink}`)."""
+        return {
+            "queue_depth": self.depth,
+            "oldest_age_seconds": self.oldest_age_seconds or 0.0,
+            "delivered": self.delivered,
+            "failures": self.failures,
+            "dead_lettered": self.dead_lettered,
+            "dropped": self.dropped,
+        }
+
 
 class DeliveryLoop:
     """One task per sink: head of the queue → deliver → remove / retry / dead-letter."""

@@ -127,6 +127,9 @@ class WebhookSink:
     def stats(self) -> DeliveryStats:
         return self.loop.stats()
 
+    def metrics(self) -> dict[str, float]:
+        return self.loop.stats().numbers()
+
     async def deliver(self, item: Item) -> Outcome:
         """POST one queued event; the signature is made fresh, id and body never change."""
         if self._client is None:

@@ -1,0 +1,234 @@
+"""The Docker engine's API from asyncio: blocking SDK calls on a bounded pool of worker threads.
+
+Why threads, and why one client per thread: the docker SDK is synchronous, and its client (a
+`requests.Session` over a connection pool) is not documented as thread-safe. Each worker thread
+of a dedicated pool therefore builds its own `APIClient` on first use and only ever uses that one;
+nothing is shared between threads, so nothing needs a lock, and each client needs one connection.
+The pool size is the concurrency bound (`docker.concurrency`); a dedicated pool (not asyncio's
+default executor) keeps a slow engine from starving the other sources' threads. Every call runs
+under the client's `timeout`.
+
+The event stream is long-lived, so it gets its own daemon thread and client (`EventStream`): its
+items reach asyncio through a bounded queue, and an abandoned or stuck thread cannot hold up exit.
+
+Read-only: list, inspect, stats, events, version, info, ping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncGenerator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import docker
+import docker.constants
+
+T = TypeVar("T")
+
+ONE_SHOT_API = (1, 41)
+"""`stats?one-shot=true` (no priming wait for `precpu_stats`) needs Engine API 1.41."""
+ONE_SHOT_SDK = (6, 1)
+"""... and docker SDK 6.1 to send it."""
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in text.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def make_client(environment: Mapping[str, str] | None, timeout: float, version: str) -> Any:
+    """`docker.from_env`: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH or the local socket.
+
+    The version is given (no request at construction): the SDK's own negotiation, when the
+    engine is down, raises from the constructor and leaks the half-built client's socket.
+    """
+    client = docker.from_env(
+        version=version,
+        environment=dict(environment) if environment is not None else None,
+        timeout=max(1, round(timeout)),
+        max_pool_size=1,
+    )
+    return client.api
+
+
+def negotiate(environment: Mapping[str, str] | None, timeout: float) -> str:
+    """The API version to speak: the engine's, capped by what this SDK knows."""
+    client = make_client(environment, timeout, docker.constants.MINIMUM_DOCKER_API_VERSION)
+    try:
+        server = str(client.version(api_version=False)["ApiVersion"])
+    finally:
+        client.close()
+    newest = docker.constants.DEFAULT_DOCKER_API_VERSION
+    return server if version_tuple(server) <= version_tuple(newest) else newest
+
+
+class Engine:
+    """Blocking API calls, `workers` at a time, each thread with its own client."""
+
+    def __init__(self, environment: Mapping[str, str] | None, timeout: float, workers: int) -> None:
+        self.environment = environment
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolwatch-docker")
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+        self.api_version: str | None = None
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            version = self.api_version
+            if version is None:
+                version = self.api_version = negotiate(self.environment, self.timeout)
+            client = make_client(self.environment, self.timeout, version)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    async def call(self, fn: Callable[[Any], T]) -> T:
+        """`fn(api_client)` on a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._client()))
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Other blocking work of this source (cgroup file reads) on the same bounded pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The stream stopped: `error` says why (None when the engine closed it cleanly)."""
+
+    error: BaseException | None
+
+
+CONNECTED = object()
+"""Put first on the queue once the engine accepted the subscription."""
+
+
+class EventStream:
+    """One subscription to `GET /events` (containers only), read by a daemon thread.
+
+    `open()` starts a new generation; items of an older generation are dropped, so a stuck
+    thread that is abandoned (`abandon()`) can never deliver late. The queue is bounded: when
+    asyncio falls that far behind, events are dropped and counted, and the next poll's inspect
+    cross-check recovers the counts.
+    """
+
+    ACTIONS = ("start", "die", "oom", "health_status", "destroy")
+
+    def __init__(
+        self, environment: Mapping[str, str] | None, timeout: float, queue_size: int = 1000
+    ) -> None:
+        self.environment = environment
+        self.timeout = timeout
+        self.dropped = 0
+        self._queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue(maxsize=queue_size)
+        self._generation = 0
+        self._stream: Any = None
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def open(self, since: str | None) -> None:
+        self.abandon()
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
+        generation = self._generation
+        thread = threading.Thread(
+            target=self._read,
+            args=(generation, since, self._loop, self._queue),
+            name=f"poolwatch-docker-events-{generation}",
+            daemon=True,
+        )
+        thread.start()
+
+    def abandon(self) -> None:
+        """Stop the current subscription: its thread's items are ignored from now on."""
+        with self._lock:
+            self._generation += 1
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()  # unblocks the reading thread
+        with contextlib.suppress(asyncio.QueueFull, RuntimeError):
+            self._queue.put_nowait((self._generation - 1, StreamEnded(None)))
+
+    async def items(self) -> AsyncGenerator[object, None]:
+        """CONNECTED, then event dicts, then one StreamEnded; nothing from older generations."""
+        generation = self._generation
+        while True:
+            got_generation, item = await self._queue.get()
+            if got_generation != generation:
+                continue
+            yield item
+            if isinstance(item, StreamEnded):
+                return
+
+    def _read(
+        self,
+        generation: int,
+        since: str | None,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[tuple[int, object]],
+    ) -> None:
+        def put(item: object) -> bool:
+            if generation != self._generation:
+                return False
+
+            def deliver() -> None:
+                try:
+                    queue.put_nowait((generation, item))
+                except asyncio.QueueFull:
+                    self.dropped += 1
+
+            try:
+                loop.call_soon_threadsafe(deliver)
+            except RuntimeError:  # the loop is closed: poolwatch is exiting
+                return False
+            return True
+
+        client = None
+        try:
+            version = negotiate(self.environment, self.timeout)
+            client = make_client(self.environment, self.timeout, version)
+            stream = client.events(
+                since=since,
+                decode=True,
+                filters={"type": ["container"], "event": list(self.ACTIONS)},
+            )
+            with self._lock:
+                if generation != self._generation:
+                    stream.close()
+                    return
+                self._stream = stream
+            if not put(CONNECTED):
+                return
+            for event in stream:
+                if not put(event):
+                    return
+            put(StreamEnded(None))
+        except Exception as exc:
+            put(StreamEnded(exc))
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()

@@ -1,0 +1,46 @@
+"""What the Docker source emits is what the README documents, check for check."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from poolwatch.sources.docker import CHECKS
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def documented_checks() -> list[str]:
+    text = README.read_text()
+    section = text.split("## Source: Docker", 1)[1].split("\n## ", 1)[0]
+    readings = section.split("### Readings", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"^\| `([a-z_]+)` \|", readings, flags=re.MULTILINE)
+
+
+def test_readme_lists_exactly_the_emitted_checks() -> None:
+    assert documented_checks() == list(CHECKS)
+
+
+def test_every_check_has_a_rule_or_is_informational() -> None:
+    from poolwatch import config
+
+    rules = config.load(env={}).docker.rules
+    assert set(rules) <= set(CHECKS)
+    assert set(CHECKS) - set(rules) == {"memory_usage_bytes"}
+
+
+async def test_a_container_with_everything_emits_every_documented_check() -> None:
+    from tests.docker_source.helpers import docker_config
+
+    from poolwatch.sources.docker import DockerCollector
+    from poolwatch.sources.docker_containers import Container
+    from poolwatch.sources.docker_stats import Sample
+
+    collector = DockerCollector(docker_config())
+    try:
+        container = Container("a" * 64, "web", "shop/web:1", "running", health="healthy")
+        collector._samples[container.id] = Sample(0, 0, 2, 10, 100)
+        readings = collector._readings(container, Sample(10, 100, 2, 10, 100), now=0.0)
+    finally:
+        await collector.close()
+    assert {r.check for r in readings} | {"up"} == set(CHECKS)

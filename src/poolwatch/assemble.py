@@ -3,6 +3,10 @@
 Collectors are planned, not built: each `Planned` says what needs a new connection when it
 changes (`identity`: the target's settings without its rules, interval and timeout), so a
 config reload keeps every connection whose settings did not change.
+
+Each source and sink module is imported only when the config enables it: their client libraries
+(asyncpg, redis, the Docker SDK, httpx) are most of poolwatch's start-up time and memory, and a
+`--once` of the host alone needs none of them (docs/performance.md, "Benchmarks").
 """
 
 from __future__ import annotations
@@ -15,14 +19,9 @@ from pydantic import BaseModel
 from poolwatch.config import Config, DockerConfig
 from poolwatch.runner import Planned
 from poolwatch.sinks import Sink
-from poolwatch.sinks.alertmanager import AlertmanagerSink
 from poolwatch.sinks.stdout import StdoutSink
-from poolwatch.sinks.webhook import WebhookSink
 from poolwatch.sources import Collector
-from poolwatch.sources.docker import DockerCollector
 from poolwatch.sources.host import HostCollector, host_name
-from poolwatch.sources.postgres import PostgresCollector
-from poolwatch.sources.redis import RedisCollector
 
 
 def identity(settings: BaseModel) -> object:
@@ -46,6 +45,8 @@ async def plan(config: Config, running: Collection[str] = ()) -> list[Planned]:
                 partial(HostCollector, host),
             )
         )
+    if config.postgres.targets:
+        from poolwatch.sources.postgres import PostgresCollector
     for pg in config.postgres.targets:
         planned.append(
             Planned(
@@ -57,24 +58,10 @@ async def plan(config: Config, running: Collection[str] = ()) -> list[Planned]:
                 partial(PostgresCollector, pg),
             )
         )
-    docker_owner = f"docker:{DockerCollector.instance}"
-    if config.docker.enabled == "on" or (
-        config.docker.enabled == "auto"
-        # a reload keeps a running Docker source even if the engine is down right now: that
-        # is DockerDown, not "no Docker here"
-        and (docker_owner in running or await docker_answers(config.docker))
-    ):
-        dk = config.docker
-        planned.append(
-            Planned(
-                docker_owner,
-                identity(dk),
-                dk.rules,
-                dk.interval,
-                dk.timeout,
-                partial(DockerCollector, dk),
-            )
-        )
+    if config.docker.enabled != "off":
+        planned.extend(await _docker(config.docker, running))
+    if config.redis.targets:
+        from poolwatch.sources.redis import RedisCollector
     for rd in config.redis.targets:
         planned.append(
             Planned(
@@ -89,9 +76,26 @@ async def plan(config: Config, running: Collection[str] = ()) -> list[Planned]:
     return planned
 
 
+async def _docker(dk: DockerConfig, running: Collection[str]) -> list[Planned]:
+    from poolwatch.sources.docker import DockerCollector
+
+    owner = f"docker:{DockerCollector.instance}"
+    # a reload keeps a running Docker source even if the engine is down right now: that is
+    # DockerDown, not "no Docker here"
+    if dk.enabled == "auto" and owner not in running and not await docker_answers(dk):
+        return []
+    return [
+        Planned(
+            owner, identity(dk), dk.rules, dk.interval, dk.timeout, partial(DockerCollector, dk)
+        )
+    ]
+
+
 async def docker_answers(settings: DockerConfig) -> bool:
     """`enabled: auto`: is there an engine? Asked with a throw-away client, so that a reload
     that keeps the running collector builds nothing that lingers."""
+    from poolwatch.sources.docker import DockerCollector
+
     probe = DockerCollector(settings)
     try:
         return await probe.probe()
@@ -107,7 +111,13 @@ def build_sinks(config: Config, *, stdout: bool = True) -> list[Sink]:
     sinks: list[Sink] = []
     if stdout:
         sinks.append(StdoutSink())
-    sinks.extend(WebhookSink(hook, config.state_dir) for hook in config.webhooks)
+    if config.webhooks:
+        from poolwatch.sinks.webhook import WebhookSink
+
+        sinks.extend(WebhookSink(hook, config.state_dir) for hook in config.webhooks)
     am = config.alertmanager
-    sinks.extend(AlertmanagerSink(am, url, config.state_dir) for url in am.urls)
+    if am.urls:
+        from poolwatch.sinks.alertmanager import AlertmanagerSink
+
+        sinks.extend(AlertmanagerSink(am, url, config.state_dir) for url in am.urls)
     return sinks

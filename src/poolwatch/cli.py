@@ -16,9 +16,6 @@ from poolwatch import __version__, heartbeat, logs
 from poolwatch import config as configuration
 from poolwatch.assemble import build_collectors, build_sinks, plan
 from poolwatch.evaluate import Evaluator
-from poolwatch.health import liveness, readiness
-from poolwatch.listener import Listener
-from poolwatch.metrics import registry_for
 from poolwatch.notify import firing_events
 from poolwatch.notify import notify as notify_sinks
 from poolwatch.once import check_once, worst, write_json, write_table
@@ -194,6 +191,11 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     listener = None
     if config.listen:
+        # imported here: --once and --check-config never serve /metrics
+        from poolwatch.health import liveness, readiness
+        from poolwatch.listener import Listener
+        from poolwatch.metrics import registry_for
+
         listener = Listener(
             config.listen,
             registry_for(runner, lambda: runner.sinks),

@@ -315,8 +315,12 @@ class Daemon:
     def wait_polls(self, count: int, collectors: int, deadline: float = 120) -> dict[str, float]:
         """Until `collectors` collectors have each started `count` polls."""
         end = time.monotonic() + deadline
+        polls: dict[str, float] = {}
         while True:
-            polls = self.polls()
+            try:
+                polls = self.polls()
+            except BenchError:
+                self.check_alive()  # still starting: the listener is not up yet
             if len(polls) >= collectors and min(polls.values()) >= count:
                 return polls
             if time.monotonic() > end:

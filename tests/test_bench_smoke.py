@@ -1,0 +1,41 @@
+"""The benchmark harness still runs: its cheapest measurement (`--once` cold start) end to end,
+with its own PostgreSQL and Redis, printing the table. Times are not checked (bench/ measures,
+it does not assert)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.integration
+def test_bench_quick_once_prints_a_table() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| `--once` cold start, wall | host only |" in done.stdout
+    assert "NOT MEASURED" not in done.stdout
+
+
+def test_bench_rejects_an_unknown_measurement() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "nonsense"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown ['nonsense']" in done.stderr

@@ -1,4 +1,5 @@
 """Benchmarks: poolwatch against the shell poller it replaces, on this machine, in one run.
 
-`python -m bench --help`; docs/benchmarks.md holds the results and how they were taken.
+`python -m bench --help`; docs/performance.md ("Benchmarks") holds the results and how they
+were taken.
 """

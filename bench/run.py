@@ -1,6 +1,6 @@
 """The benchmark run: sets up the stack, takes every measurement, prints the Markdown table.
 
-    .venv/bin/python -m bench                 # the full run (about 25 minutes)
+    .venv/bin/python -m bench                 # the full run (about 22 minutes)
     .venv/bin/python -m bench --quick         # a smoke run: fewer repetitions, smaller numbers
     .venv/bin/python -m bench --only once     # some measurements: once, latency, cpu, soak
 

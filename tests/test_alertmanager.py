@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,30 +21,16 @@ from poolwatch.model import Event
 from poolwatch.runner import Runner
 from poolwatch.sinks.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
 from poolwatch.sinks.alertmanager import AlertmanagerSink
+from tests.factories import make_event
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
 TEAMS = {"postgres": "database", "host": "infrastructure"}
 
 
 def event(**changes: Any) -> Event:
-    base = Event(
-        status="firing",
-        alert="PostgreSQLConnectionPoolHigh",
-        severity="warning",
-        source="postgres",
-        instance="main",
-        check="connections",
-        value=160.0,
-        unit="connections",
-        threshold=150.0,
-        limit=197.0,
-        labels={},
-        since=T0,
-        message="PostgreSQL main: 160/197 client connections (81%), above warning 150",
-        host="vm",
-        time=T0 + timedelta(seconds=5),
-    )
-    return replace(base, **changes)
+    moments = {"time": T0 + timedelta(seconds=5), "since": T0}
+    message = "PostgreSQL main: 160/197 client connections (81%), above warning 150"
+    return make_event(**{**moments, "message": message, **changes})
 
 
 def critical(**changes: Any) -> Event:

@@ -208,3 +208,38 @@ def test_docker_reads_cgroups_under_the_mounted_host() -> None:
     assert str(mounted.docker.cgroup_root) == "/host/root/sys/fs/cgroup"
     told = load(None, {"POOLWATCH_ROOTFS": "/host/root", "POOLWATCH_DOCKER_CGROUP_ROOT": "/cg"})
     assert str(told.docker.cgroup_root) == "/cg"
+
+
+def test_environment_merges_into_the_yaml_target_of_the_same_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+postgres:
+  targets:
+    - {name: main, dsn: postgresql://old@db/app, interval: 1m}
+    - {name: replica, dsn: postgresql://mon@replica/app}
+webhooks:
+  - {name: audit, url: http://old.example/hook, retry_max: 30s}
+""",
+    )
+    config = load(
+        path,
+        {
+            "POOLWATCH_POSTGRES_DSN": "postgresql://new@db/app",
+            "POOLWATCH_WEBHOOK_URL": "http://audit.example/hook",
+        },
+    )
+    main, replica = config.postgres.targets
+    assert (main.name, main.dsn, main.interval) == ("main", "postgresql://new@db/app", 60.0)
+    assert replica.name == "replica"
+    (hook,) = config.webhooks
+    assert (hook.url, hook.retry_max) == ("http://audit.example/hook", 30.0)
+    message = error_of(
+        path,
+        {
+            "POOLWATCH_REDIS_URL": "redis://x",
+            "POOLWATCH_POSTGRES_DSN": "x",
+            "POOLWATCH_WEBHOOK_URL": "ftp://nope",
+        },
+    )
+    assert "webhooks.0.url (from POOLWATCH_WEBHOOK_URL)" in message

@@ -509,6 +509,50 @@ def environment_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tupl
     return layer, origins
 
 
+NAMED_LISTS = (("postgres", "targets"), ("redis", "targets"), ("webhooks",))
+"""Lists whose items have a `name`: the environment merges into the item of the same name."""
+
+
+def _merge_named(
+    data: dict[str, Any], layer: dict[str, Any], origins: dict[tuple[str, ...], str]
+) -> dict[tuple[str, ...], str]:
+    """`POOLWATCH_POSTGRES_DSN` names target `main`: it sets the DSN of the YAML's `main` (which
+    keeps its other keys) or adds `main`; the YAML's other targets stay. Moves the items out of
+    `layer` into `data`, and returns `origins` with the indexes they landed at."""
+    moved = dict(origins)
+    for path in NAMED_LISTS:
+        parent = layer
+        for key in path[:-1]:
+            parent = parent.get(key) or {}
+        items = parent.pop(path[-1], None)
+        if not items:
+            continue
+        node = data
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        existing = node.setdefault(path[-1], [])
+        if not isinstance(existing, list):
+            existing = node[path[-1]] = []
+        for env_index, item in enumerate(items):
+            index = next(
+                (
+                    i
+                    for i, old in enumerate(existing)
+                    if isinstance(old, dict) and old.get("name") == item["name"]
+                ),
+                len(existing),
+            )
+            if index == len(existing):
+                existing.append(item)
+            else:
+                existing[index] = deep_merge(existing[index], item)
+            for where, name in origins.items():
+                if where[: len(path) + 1] == (*path, str(env_index)):
+                    del moved[where]
+                    moved[(*path, str(index), *where[len(path) + 1 :])] = name
+    return moved
+
+
 def _inherit(data: dict[str, Any]) -> None:
     """Fill what each source and target leaves unsaid from its section, then the top level."""
     defaults = data.get("defaults") or {}
@@ -615,15 +659,14 @@ def _describe(error: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) 
 def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Defaults < YAML file (`path`, else `POOLWATCH_CONFIG`) < environment."""
     env = os.environ if env is None else env
-    data = default_data()
     if path is None and env.get("POOLWATCH_CONFIG"):
         path = Path(env["POOLWATCH_CONFIG"])
-    if path is not None:
-        data = deep_merge(data, read_yaml(path))
     user = read_yaml(path) if path is not None else {}
+    data = deep_merge(default_data(), user)
     layer, origins = environment_layer(env)
-    data = deep_merge(data, layer)
     said = deep_merge(user, layer)
+    origins = _merge_named(data, layer, origins)
+    data = deep_merge(data, layer)
     _yield_defaults(data, said)
     _cgroups_under_rootfs(data, said)
     _resolve_secret_files(data)

@@ -7,42 +7,26 @@ import base64
 import json
 import ssl
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from tests.factories import make_event
 from tests.net import free_port
 from tests.webhook.conftest import SECRET
 from tests.webhook.receiver import Answer, Receiver
 
 from poolwatch import redact
 from poolwatch.config import WebhookConfig
-from poolwatch.model import Event
+from poolwatch.model import Event, now_utc
 from poolwatch.sinks.webhook import WebhookSink
 
 pytestmark = pytest.mark.integration
 
 
 def event(n: int) -> Event:
-    moment = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
-    return Event(
-        status="firing",
-        alert="HighCPUUsage",
-        severity="warning",
-        source="host",
-        instance="vm",
-        check="cpu_percent",
-        value=91.0 + n,
-        unit="percent",
-        threshold=80.0,
-        limit=100.0,
-        labels={},
-        since=moment,
-        message=f"Host vm: cpu {91 + n}%",
-        host="vm",
-    )
+    return make_event(value=160.0 + n, time=now_utc())
 
 
 def hook(url: str, **extra: Any) -> WebhookConfig:

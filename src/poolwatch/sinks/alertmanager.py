@@ -40,10 +40,10 @@ from poolwatch.logs import get_logger
 from poolwatch.model import Event, now_utc, rfc3339
 from poolwatch.sinks import SinkError
 from poolwatch.sinks.alertbook import VALIDITY_RESENDS, Alert, AlertBook, stamp
+from poolwatch.sinks.answers import classify, read_snippet
 from poolwatch.sinks.delivery import Delivered, DeliveryLoop, Outcome, Reject, Retry
-from poolwatch.sinks.queue import SNIPPET_BYTES, DurableQueue, Item, QueueError
+from poolwatch.sinks.queue import DurableQueue, Item, QueueError
 from poolwatch.sinks.retry import Backoff
-from poolwatch.sinks.webhook import classify
 
 RESEND = "resend:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
@@ -191,7 +191,7 @@ class AlertmanagerSink:
                 request = self._client.build_request("POST", self.endpoint, content=encode(alerts))
                 response = await self._client.send(request, stream=True)
                 try:
-                    snippet = await _snippet(response)
+                    snippet = await read_snippet(response)
                 finally:
                     await response.aclose()
         except (TimeoutError, httpx.TimeoutException):
@@ -207,15 +207,3 @@ class AlertmanagerSink:
                 await self.resend()
             except Exception as exc:  # the disk failed: the next interval tries again
                 self._log.warning("resend_failed", reason=f"{type(exc).__name__}: {exc}")
-
-
-async def _snippet(response: httpx.Response) -> str:
-    """At most SNIPPET_BYTES of an error answer: enough to say why, bounded for any size."""
-    if 200 <= response.status_code < 300:
-        return ""
-    data = b""
-    async for chunk in response.aiter_raw():
-        data += chunk
-        if len(data) >= SNIPPET_BYTES:
-            break
-    return data[:SNIPPET_BYTES].decode("utf-8", errors="replace")

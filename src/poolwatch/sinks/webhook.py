@@ -24,11 +24,10 @@ from poolwatch.config import WebhookConfig, signing_key
 from poolwatch.logs import get_logger
 from poolwatch.model import Event
 from poolwatch.sinks import SinkError, signing
-from poolwatch.sinks.delivery import Delivered, DeliveryLoop, DeliveryStats, Outcome, Reject, Retry
-from poolwatch.sinks.queue import SNIPPET_BYTES, DurableQueue, Item, QueueError
-from poolwatch.sinks.retry import Backoff, parse_retry_after
-
-RETRYABLE_STATUS = frozenset({408, 429})
+from poolwatch.sinks.answers import classify, read_snippet
+from poolwatch.sinks.delivery import DeliveryLoop, DeliveryStats, Outcome, Retry
+from poolwatch.sinks.queue import DurableQueue, Item, QueueError
+from poolwatch.sinks.retry import Backoff
 
 
 def queue_path(state_dir: Path, name: str) -> Path:
@@ -38,18 +37,6 @@ def queue_path(state_dir: Path, name: str) -> Path:
 def encode(event: Event) -> bytes:
     """The exact bytes that are signed, stored and re-sent on every retry."""
     return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def classify(status: int, retry_after: str | None, snippet: str) -> Outcome:
-    if 200 <= status < 300:
-        return Delivered()
-    if status in RETRYABLE_STATUS or status >= 500:
-        return Retry(f"HTTP {status}", parse_retry_after(retry_after))
-    if 300 <= status < 400:
-        return Reject(f"HTTP {status}: redirects are not followed; fix the url", status, snippet)
-    if status == 410:
-        return Reject("HTTP 410: the endpoint is gone", status, snippet)
-    return Reject(f"HTTP {status}", status, snippet)
 
 
 def build_client(config: WebhookConfig) -> httpx.AsyncClient:
@@ -142,7 +129,7 @@ class WebhookSink:
                 )
                 response = await self._client.send(request, stream=True)
                 try:
-                    snippet = await _snippet(response)
+                    snippet = await read_snippet(response)
                 finally:
                     await response.aclose()
         except TimeoutError:
@@ -155,15 +142,3 @@ class WebhookSink:
         if response.status_code == 410:
             self._log.error("webhook_endpoint_gone", url=redact.url(self.config.url), item=item.key)
         return outcome
-
-
-async def _snippet(response: httpx.Response) -> str:
-    """At most SNIPPET_BYTES of the body: enough to say why, bounded for any answer size."""
-    if 200 <= response.status_code < 300:
-        return ""
-    data = b""
-    async for chunk in response.aiter_raw():
-        data += chunk
-        if len(data) >= SNIPPET_BYTES:
-            break
-    return data[:SNIPPET_BYTES].decode("utf-8", errors="replace")

@@ -203,3 +203,10 @@ def test_unreachable_source_is_critical_not_unknown() -> None:
     assert up["source"] == "postgres"
     assert up["severity"] == "critical"
     assert "pw" not in done.stdout.replace("postgres", "") + done.stderr
+
+
+def test_a_usage_error_is_unknown_not_critical() -> None:
+    done = poolwatch("--once", "--format", "xml")
+    assert done.returncode == 3
+    assert "invalid choice" in done.stderr
+    assert poolwatch("--notify").returncode == 3

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import yaml
 
@@ -49,8 +49,16 @@ See config/poolwatch.yaml for every key, and README.md for the environment varia
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is UNKNOWN (3), as for Nagios, not argparse's 2 (which reads CRITICAL)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="poolwatch",
         description="Watch PostgreSQL and Redis connection pools, host resources and Docker "
         "containers; emit JSON events on thresholds.",

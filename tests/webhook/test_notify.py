@@ -41,5 +41,5 @@ def test_notify_needs_once() -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2
+    assert done.returncode == 3  # a usage error is UNKNOWN
     assert b"--notify only goes with --once" in done.stderr

@@ -11,69 +11,55 @@ Each source and sink module is imported only when the config enables it: their c
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import partial
 
-from pydantic import BaseModel
-
-from poolwatch.config import Config, DockerConfig
+from poolwatch.config import Config, DockerConfig, HostConfig, PostgresTarget, RedisTarget
 from poolwatch.runner import Planned
 from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout import StdoutSink
 from poolwatch.sources import Collector
 from poolwatch.sources.host import HostCollector, host_name
 
+Settings = HostConfig | PostgresTarget | RedisTarget | DockerConfig
+"""What one collector is configured with: always rules, interval and timeout, and the rest."""
 
-def identity(settings: BaseModel) -> object:
+
+def identity(settings: Settings) -> object:
     """The settings a running collector cannot take over without reconnecting."""
     return settings.model_copy(update={"rules": {}, "interval": 0.0, "timeout": 0.0})
+
+
+def planned(owner: str, settings: Settings, build: Callable[[], Collector]) -> Planned:
+    return Planned(
+        owner, identity(settings), settings.rules, settings.interval, settings.timeout, build
+    )
 
 
 async def plan(config: Config, running: Collection[str] = ()) -> list[Planned]:
     """Every enabled collector; `auto` sources are probed here, once per (re)load, unless
     already `running` (owners of the collectors a reload starts from)."""
-    planned: list[Planned] = []
+    items: list[Planned] = []
     if config.host.enabled:
         host = config.host
-        planned.append(
-            Planned(
-                f"host:{host_name(host.rootfs)}",
-                identity(host),
-                host.rules,
-                host.interval,
-                host.timeout,
-                partial(HostCollector, host),
-            )
-        )
+        items.append(planned(f"host:{host_name(host.rootfs)}", host, partial(HostCollector, host)))
     if config.postgres.targets:
         from poolwatch.sources.postgres import PostgresCollector
-    for pg in config.postgres.targets:
-        planned.append(
-            Planned(
-                f"postgres:{pg.name}",
-                identity(pg),
-                pg.rules,
-                pg.interval,
-                pg.timeout,
-                partial(PostgresCollector, pg),
-            )
-        )
+
+        items += [
+            planned(f"postgres:{pg.name}", pg, partial(PostgresCollector, pg))
+            for pg in config.postgres.targets
+        ]
     if config.docker.enabled != "off":
-        planned.extend(await _docker(config.docker, running))
+        items.extend(await _docker(config.docker, running))
     if config.redis.targets:
         from poolwatch.sources.redis import RedisCollector
-    for rd in config.redis.targets:
-        planned.append(
-            Planned(
-                f"redis:{rd.name}",
-                identity(rd),
-                rd.rules,
-                rd.interval,
-                rd.timeout,
-                partial(RedisCollector, rd),
-            )
-        )
-    return planned
+
+        items += [
+            planned(f"redis:{rd.name}", rd, partial(RedisCollector, rd))
+            for rd in config.redis.targets
+        ]
+    return items
 
 
 async def _docker(dk: DockerConfig, running: Collection[str]) -> list[Planned]:
@@ -84,11 +70,7 @@ async def _docker(dk: DockerConfig, running: Collection[str]) -> list[Planned]:
     # DockerDown, not "no Docker here"
     if dk.enabled == "auto" and owner not in running and not await docker_answers(dk):
         return []
-    return [
-        Planned(
-            owner, identity(dk), dk.rules, dk.interval, dk.timeout, partial(DockerCollector, dk)
-        )
-    ]
+    return [planned(owner, dk, partial(DockerCollector, dk))]
 
 
 async def docker_answers(settings: DockerConfig) -> bool:

@@ -17,7 +17,6 @@ from poolwatch import config as configuration
 from poolwatch.assemble import build_collectors, build_sinks, plan
 from poolwatch.evaluate import Evaluator
 from poolwatch.notify import firing_events
-from poolwatch.notify import notify as notify_sinks
 from poolwatch.once import check_once, worst, write_json, write_table
 from poolwatch.runner import Runner, owner_of
 from poolwatch.sinks import SinkError
@@ -150,23 +149,31 @@ async def once(
 ) -> int:
     # diagnostics go to stderr so stdout holds only results
     logs.configure("json" if output == "json" else config.log_format, stream=sys.stderr)
-    runner = Runner(await build_collectors(config), [], Evaluator(host_name(config.host.rootfs)))
+    host = host_name(config.host.rootfs)
+    runner = Runner(
+        await build_collectors(config),
+        build_sinks(config, stdout=False) if notify else [],
+        Evaluator(host),
+        shutdown_timeout=config.shutdown_timeout,
+    )
     try:
         results = await check_once(runner)
+        if output == "table" or (output == "auto" and out.isatty()):
+            write_table(results, out, colour=out.isatty())
+        else:
+            write_json(results, out)
+        out.flush()
+        if notify:
+            try:
+                await runner.start_sinks()
+            except SinkError as exc:
+                runner.sinks = []  # start_sinks closed the ones it had opened
+                print(f"poolwatch: --notify: {exc}", file=sys.stderr)
+            else:
+                await runner.deliver(firing_events(results, host))
     finally:
-        for collector in runner.collectors:
-            await collector.close()
-    if output == "table" or (output == "auto" and out.isatty()):
-        write_table(results, out, colour=out.isatty())
-    else:
-        write_json(results, out)
-    out.flush()
-    if notify:
-        try:
-            events = firing_events(results, host_name(config.host.rootfs))
-            await notify_sinks(config, build_sinks(config, stdout=False), events)
-        except SinkError as exc:
-            print(f"poolwatch: --notify: {exc}", file=sys.stderr)
+        # durable sinks keep what they could not deliver within shutdown_timeout
+        await runner.shutdown()
     return int(worst(results))
 
 

@@ -49,6 +49,31 @@ def label_name(name: str) -> str:
     return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
 
 
+PER_COLLECTOR: tuple[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str, str], ...] = (
+    (CounterMetricFamily, "poolwatch_polls", "polls started", "polls"),
+    (CounterMetricFamily, "poolwatch_poll_failures", "polls that failed or timed out", "failures"),
+    (
+        CounterMetricFamily,
+        "poolwatch_poll_overruns",
+        "ticks skipped because a poll ran over its interval",
+        "overruns",
+    ),
+    (
+        GaugeMetricFamily,
+        "poolwatch_poll_duration_seconds",
+        "how long the last poll took",
+        "durations",
+    ),
+    (
+        GaugeMetricFamily,
+        "poolwatch_last_poll_timestamp_seconds",
+        "Unix time of the last successful poll",
+        "last_poll",
+    ),
+)
+"""Runner statistics kept per collector: (family type, name, help, `Stats` field)."""
+
+
 class RunnerCollector(Collector):
     def __init__(self, runner: Runner, sinks: Callable[[], Sequence[Sink]]) -> None:
         self._runner = runner
@@ -104,49 +129,9 @@ class RunnerCollector(Collector):
 
     def _health(self) -> Iterable[Metric]:
         stats = self._runner.stats
-        per_owner: list[
-            tuple[CounterMetricFamily | GaugeMetricFamily, Mapping[str, float] | Mapping[str, int]]
-        ] = [
-            (
-                CounterMetricFamily(
-                    "poolwatch_polls", "polls started", labels=["source", "target"]
-                ),
-                stats.polls,
-            ),
-            (
-                CounterMetricFamily(
-                    "poolwatch_poll_failures",
-                    "polls that failed or timed out",
-                    labels=["source", "target"],
-                ),
-                stats.failures,
-            ),
-            (
-                CounterMetricFamily(
-                    "poolwatch_poll_overruns",
-                    "ticks skipped because a poll ran over its interval",
-                    labels=["source", "target"],
-                ),
-                stats.overruns,
-            ),
-            (
-                GaugeMetricFamily(
-                    "poolwatch_poll_duration_seconds",
-                    "how long the last poll took",
-                    labels=["source", "target"],
-                ),
-                stats.durations,
-            ),
-            (
-                GaugeMetricFamily(
-                    "poolwatch_last_poll_timestamp_seconds",
-                    "Unix time of the last successful poll",
-                    labels=["source", "target"],
-                ),
-                stats.last_poll,
-            ),
-        ]
-        for family, values in per_owner:
+        for kind, name, help_text, field in PER_COLLECTOR:
+            family = kind(name, help_text, labels=["source", "target"])
+            values: Mapping[str, float] = getattr(stats, field)
             for owner, value in list(values.items()):
                 source, _, instance = owner.partition(":")
                 family.add_metric([source, instance], value)

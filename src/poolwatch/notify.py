@@ -1,8 +1,8 @@
-"""`poolwatch --once --notify`: the non-OK results of one check, sent as firing events to sinks.
+"""`poolwatch --once --notify`: the non-OK results of one check, as firing events for the sinks.
 
 A one-shot run has no alert state, so every non-OK result is news: one firing event each, with
-`since` = now. Durable sinks keep what they could not deliver within `shutdown_timeout`; the
-daemon (or the next `--once --notify`) delivers it later.
+`since` = now. The runner delivers them; durable sinks keep what they could not deliver within
+`shutdown_timeout`, and the daemon (or the next `--once --notify`) delivers it later.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from poolwatch.config import Config
 from poolwatch.model import Event, Severity, now_utc
 from poolwatch.once import Result
-from poolwatch.sinks import Sink
 
 
 def firing_events(results: Sequence[Result], host: str, now: datetime | None = None) -> list[Event]:
@@ -39,18 +37,3 @@ def firing_events(results: Sequence[Result], host: str, now: datetime | None = N
         for result in results
         if result.severity != Severity.OK
     ]
-
-
-async def notify(config: Config, sinks: Sequence[Sink], events: Sequence[Event]) -> None:
-    """Start the sinks, hand them the events, close them within `shutdown_timeout`."""
-    started: list[Sink] = []
-    try:
-        for sink in sinks:
-            await sink.start()
-            started.append(sink)
-        for event in events:
-            for sink in started:
-                await sink.send(event)
-    finally:
-        for sink in started:
-            await sink.close(config.shutdown_timeout)

@@ -274,6 +274,10 @@ class Runner:
                         await opened.close(0)
                 raise
 
+    async def shutdown(self) -> None:
+        """Close collectors, then give the sinks what is left of `shutdown_timeout`."""
+        await self._close(time.monotonic() + self.shutdown_timeout)
+
     async def _close(self, deadline: float) -> None:
         await asyncio.gather(*(_close_collector(c) for c in self.collectors))
         for sink in self.sinks:

@@ -220,6 +220,20 @@ def test_dockerfile_lints_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def compose_config(
+    compose_file: Path, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker-compose", "--file", str(compose_file), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
     """Debian's docker-compose (v1.29, which reads the Compose Specification, `version:` optional)
     resolves the file as a deployment would: variables, secrets, healthchecks, depends_on."""
@@ -230,15 +244,7 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
         "COMPOSE_PROJECT_NAME": "matrixon",
     }
     env.pop("COMPOSE_FILE", None)
-    result = subprocess.run(
-        ["docker-compose", "--file", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = compose_config(ROOT / "docker-compose.yml", env, tmp_path)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
@@ -268,27 +274,12 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
     broken = tmp_path / "docker-compose.yml"
     text = (ROOT / "docker-compose.yml").read_text().replace("stop_grace_period:", "stop_grace:")
     broken.write_text(text)
-    refused = subprocess.run(
-        ["docker-compose", "--file", str(broken), "config"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    refused = compose_config(broken, env, tmp_path)
     assert refused.returncode != 0
     assert "stop_grace" in refused.stderr
     # docker-compose itself must not need the DOCKER_GID default to be silently wrong
-    missing = subprocess.run(
-        ["docker-compose", "--file", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in env.items() if k != "DOCKER_GID"},
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    without_gid = {k: v for k, v in env.items() if k != "DOCKER_GID"}
+    missing = compose_config(ROOT / "docker-compose.yml", without_gid, tmp_path)
     assert missing.returncode != 0
     assert "DOCKER_GID" in missing.stderr
 

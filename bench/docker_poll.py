@@ -23,9 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from poolwatch import config
-from poolwatch.model import Reading
-from poolwatch.sources.docker import DockerCollector
+from poolwatch.config import load as config
+from poolwatch.core.model import Reading
+from poolwatch.sources.docker.collector import DockerCollector
 
 IMAGE = "poolwatch-test/busybox:latest"
 PREFIX = "poolwatch-bench-"

@@ -292,8 +292,9 @@ class Run:
             self.report.note("poolwatch ran with its Docker source on (`POOLWATCH_DOCKER=on`).")
         else:
             self.report.note(
-                "**This poolwatch has no Docker source yet** (`poolwatch.sources.docker` is "
-                "missing): it ran with `POOLWATCH_DOCKER=off`, so its container columns measure "
+                "**This poolwatch has no Docker source yet** "
+                "(`poolwatch.sources.docker.collector` is missing): it ran with "
+                "`POOLWATCH_DOCKER=off`, so its container columns measure "
                 "host, PostgreSQL and Redis only while the shell poller's include "
                 "`docker stats --no-stream`."
             )

@@ -43,7 +43,7 @@ class BenchError(Exception):
 
 def docker_source_available() -> bool:
     """Whether this poolwatch has a Docker source (it is being built on another branch)."""
-    return importlib.util.find_spec("poolwatch.sources.docker") is not None
+    return importlib.util.find_spec("poolwatch.sources.docker.collector") is not None
 
 
 def docker(*args: str, timeout: float = 120) -> str:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from poolwatch.model import Event
+from poolwatch.core.model import Event
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, 123456, tzinfo=UTC)
 

@@ -13,14 +13,14 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from poolwatch.assemble import build_sinks
-from poolwatch.config import AlertmanagerConfig, ConfigError, load
-from poolwatch.evaluate import Evaluator
-from poolwatch.metrics import registry_for
-from poolwatch.model import Event
-from poolwatch.runner import Runner
-from poolwatch.sinks.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
-from poolwatch.sinks.alertmanager import AlertmanagerSink
+from poolwatch.config.load import AlertmanagerConfig, ConfigError, load
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Event
+from poolwatch.runtime.metrics import registry_for
+from poolwatch.runtime.plan import build_sinks
+from poolwatch.runtime.scheduler import Runner
+from poolwatch.sinks.alertmanager.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
+from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
 from tests.factories import make_event
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from poolwatch.sources.host import CHECKS
+from poolwatch.sources.host.collector import CHECKS
 from tests.daemon import BASE_ENV, Daemon
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch import config as configuration
-from poolwatch.config import ConfigError, Threshold, load
+from poolwatch.config import load as configuration
+from poolwatch.config.load import ConfigError, Threshold, load
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolwatch.config import Rule
-from poolwatch.evaluate import Evaluator, judge
-from poolwatch.model import Reading, Severity
+from poolwatch.config.load import Rule
+from poolwatch.core.evaluate import Evaluator, judge
+from poolwatch.core.model import Reading, Severity
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 OWNER = "postgres:main"

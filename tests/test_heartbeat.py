@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from poolwatch import cli, heartbeat
-from poolwatch.config import Rules
-from poolwatch.evaluate import Evaluator
-from poolwatch.model import Reading
-from poolwatch.runner import Runner
+from poolwatch import cli
+from poolwatch.config.load import Rules
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Reading
+from poolwatch.runtime import heartbeat
+from poolwatch.runtime.scheduler import Runner
 
 
 class Ticking:
@@ -46,7 +47,7 @@ def test_fresh_heartbeat_with_turning_collectors_is_healthy(tmp_path: Path) -> N
 
     assert healthy, reason
     data = json.loads(path.read_text())
-    assert data["schema"] == "poolwatch.heartbeat/v1"
+    assert data["schema"] == "poolwatch.runtime.heartbeat/v1"
     # three intervals of 10 s plus the 5 s timeout
     assert data["collectors"] == {"fake:a": {"last_turn": 995.0, "stale_after": 35.0}}
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from poolwatch.config import load
-from poolwatch.model import Reading
+from poolwatch.config.load import load
+from poolwatch.core.model import Reading
 from poolwatch.sources import SourceError
-from poolwatch.sources.host import (
+from poolwatch.sources.host.collector import (
     CHECKS,
     HostCollector,
     host_name,

@@ -12,14 +12,14 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from poolwatch.assemble import build_sinks
-from poolwatch.config import load
-from poolwatch.evaluate import Evaluator
-from poolwatch.health import liveness, readiness
-from poolwatch.listener import Listener, parse_listen
-from poolwatch.metrics import registry_for
-from poolwatch.runner import Runner
-from poolwatch.sources.host import HostCollector
+from poolwatch.config.load import load
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.runtime.health import liveness, readiness
+from poolwatch.runtime.listener import Listener, parse_listen
+from poolwatch.runtime.metrics import registry_for
+from poolwatch.runtime.plan import build_sinks
+from poolwatch.runtime.scheduler import Runner
+from poolwatch.sources.host.collector import HostCollector
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from typing import Any
 
 import structlog
 
-from poolwatch.config import load
-from poolwatch.evaluate import Evaluator
-from poolwatch.model import Event, Reading
-from poolwatch.runner import Planned, Runner
+from poolwatch.config.load import load
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Event, Reading
+from poolwatch.runtime.scheduler import Planned, Runner
 
 RULES = load(None, {}).postgres.rules
 

@@ -12,15 +12,16 @@ from typing import NoReturn, TextIO
 
 import yaml
 
-from poolwatch import __version__, heartbeat, logs
-from poolwatch import config as configuration
-from poolwatch.assemble import build_collectors, build_sinks, plan
-from poolwatch.evaluate import Evaluator
-from poolwatch.notify import firing_events
-from poolwatch.once import check_once, worst, write_json, write_table
-from poolwatch.runner import Runner, owner_of
+from poolwatch import __version__
+from poolwatch.config import load as configuration
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.runtime import heartbeat, logs
+from poolwatch.runtime.notify import firing_events
+from poolwatch.runtime.once import check_once, worst, write_json, write_table
+from poolwatch.runtime.plan import build_collectors, build_sinks, plan
+from poolwatch.runtime.scheduler import Runner, owner_of
 from poolwatch.sinks import SinkError
-from poolwatch.sources.host import host_name
+from poolwatch.sources.host.collector import host_name
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -207,9 +208,9 @@ async def daemon(config: configuration.Config, path: Path | None) -> int:
     listener = None
     if config.listen:
         # imported here: --once and --check-config never serve /metrics
-        from poolwatch.health import liveness, readiness
-        from poolwatch.listener import Listener
-        from poolwatch.metrics import registry_for
+        from poolwatch.runtime.health import liveness, readiness
+        from poolwatch.runtime.listener import Listener
+        from poolwatch.runtime.metrics import registry_for
 
         listener = Listener(
             config.listen,

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import yaml
 
-from poolwatch.sources.host import parse_mounts
+from poolwatch.sources.host.collector import parse_mounts
 from tests.container.conftest import ROOT, docker
 
 pytestmark = pytest.mark.integration

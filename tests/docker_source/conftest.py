@@ -24,9 +24,9 @@ from tests.docker_source.helpers import (
     docker_config,
 )
 
-from poolwatch.evaluate import Evaluator
-from poolwatch.runner import Runner
-from poolwatch.sources.docker import DockerCollector
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.runtime.scheduler import Runner
+from poolwatch.sources.docker.collector import DockerCollector
 
 
 @pytest.fixture(scope="session")

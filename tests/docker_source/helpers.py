@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from poolwatch import config
-from poolwatch.model import Event
-from poolwatch.sources.docker import DockerCollector
+from poolwatch.config import load as config
+from poolwatch.core.model import Event
+from poolwatch.sources.docker.collector import DockerCollector
 
 IMAGE = "poolwatch-test/busybox:latest"
 PREFIX = "poolwatch-test-docker-"

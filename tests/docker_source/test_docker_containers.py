@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from poolwatch import config
-from poolwatch.evaluate import Evaluator
-from poolwatch.model import Reading
-from poolwatch.sources.docker_activity import ActivityLog
-from poolwatch.sources.docker_containers import (
+from poolwatch.config import load as config
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Reading
+from poolwatch.sources.docker.activity import ActivityLog
+from poolwatch.sources.docker.containers import (
     MAX_LABEL_LENGTH,
     Container,
     Selector,
@@ -151,7 +151,7 @@ def test_image_known_only_by_id_is_shortened() -> None:
 
 
 def test_version_comparison() -> None:
-    from poolwatch.sources.docker_engine import ONE_SHOT_API, version_tuple
+    from poolwatch.sources.docker.engine import ONE_SHOT_API, version_tuple
 
     assert version_tuple("1.41") >= ONE_SHOT_API
     assert version_tuple("1.40") < ONE_SHOT_API

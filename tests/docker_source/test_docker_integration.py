@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from tests.docker_source.helpers import Containers, docker_cli, docker_config, matching
 
-from poolwatch.model import Reading
-from poolwatch.sources.docker import DockerCollector
+from poolwatch.core.model import Reading
+from poolwatch.sources.docker.collector import DockerCollector
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from poolwatch.sources.docker import CHECKS
+from poolwatch.sources.docker.collector import CHECKS
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -22,7 +22,7 @@ def test_readme_lists_exactly_the_emitted_checks() -> None:
 
 
 def test_every_check_has_a_rule_or_is_informational() -> None:
-    from poolwatch import config
+    from poolwatch.config import load as config
 
     rules = config.load(env={}).docker.rules
     assert set(rules) <= set(CHECKS)
@@ -32,9 +32,9 @@ def test_every_check_has_a_rule_or_is_informational() -> None:
 async def test_a_container_with_everything_emits_every_documented_check() -> None:
     from tests.docker_source.helpers import docker_config
 
-    from poolwatch.sources.docker import DockerCollector
-    from poolwatch.sources.docker_containers import Container
-    from poolwatch.sources.docker_stats import Sample
+    from poolwatch.sources.docker.collector import DockerCollector
+    from poolwatch.sources.docker.containers import Container
+    from poolwatch.sources.docker.stats import Sample
 
     collector = DockerCollector(docker_config())
     try:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from poolwatch.sources import docker_stats as ds
-from poolwatch.sources.docker_cgroup import CgroupReader
+from poolwatch.sources.docker import stats as ds
+from poolwatch.sources.docker.cgroup import CgroupReader
 
 DATA = Path(__file__).parent / "data"
 

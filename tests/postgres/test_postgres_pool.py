@@ -20,11 +20,11 @@ from tests.postgres.pgserver import (
     wait_for_count,
 )
 
-from poolwatch import config
-from poolwatch.evaluate import Evaluator
-from poolwatch.model import Event, Reading, Severity
-from poolwatch.runner import Runner, owner_of
-from poolwatch.sources.postgres import SATURATED_MESSAGE, PostgresCollector
+from poolwatch.config import load as config
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Event, Reading, Severity
+from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.sources.postgres.collector import SATURATED_MESSAGE, PostgresCollector
 
 pytestmark = pytest.mark.integration
 

@@ -23,11 +23,12 @@ from tests.postgres.pgserver import (
     wait_for_count,
 )
 
-from poolwatch import cli, config
-from poolwatch.evaluate import Evaluator
-from poolwatch.model import Event, Reading, now_utc
-from poolwatch.runner import Runner, owner_of
-from poolwatch.sources.postgres import CHECKS, PostgresCollector
+from poolwatch import cli
+from poolwatch.config import load as config
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Event, Reading, now_utc
+from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.sources.postgres.collector import CHECKS, PostgresCollector
 
 pytestmark = pytest.mark.integration
 

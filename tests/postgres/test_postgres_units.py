@@ -6,17 +6,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from poolwatch import config
-from poolwatch.assemble import build_collectors
+from poolwatch.config import load as config
+from poolwatch.runtime.plan import build_collectors
 from poolwatch.sources import Collector, Partial, SourceError
-from poolwatch.sources.pgdsn import libpq_uri, parse_keywords
-from poolwatch.sources.postgres import (
+from poolwatch.sources.postgres.collector import (
     MAX_LABEL_VALUES,
     OTHER,
     PostgresCollector,
     _bounded,
     deadlock_delta,
 )
+from poolwatch.sources.postgres.dsn import libpq_uri, parse_keywords
 
 
 def test_parse_keywords_quotes_and_escapes() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tests.redis_source.harness import Crowd, Polls, RedisServer, raise_fd_limit, redis_target
 
-from poolwatch.sources.redis import Backoff, RedisCollector
+from poolwatch.sources.redis.collector import Backoff, RedisCollector
 
 
 def _server(tmp: Path, maxclients: int, *extra: str) -> Iterator[RedisServer]:

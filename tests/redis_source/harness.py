@@ -22,11 +22,11 @@ import pytest
 import redis
 from tests.net import free_port
 
-from poolwatch.config import RedisTarget, load
-from poolwatch.evaluate import Evaluator
-from poolwatch.model import Event, Reading
-from poolwatch.runner import Runner
-from poolwatch.sources.redis import RedisCollector
+from poolwatch.config.load import RedisTarget, load
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Event, Reading
+from poolwatch.runtime.scheduler import Runner
+from poolwatch.sources.redis.collector import RedisCollector
 
 FD_WANTED = 4096
 FD_NEEDED = 2300

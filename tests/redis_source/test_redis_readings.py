@@ -8,10 +8,10 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from tests.net import free_port
 from tests.redis_source.harness import readme_readings
 
-from poolwatch.config import RedisTarget, load
+from poolwatch.config.load import RedisTarget, load
 from poolwatch.sources import SourceError
-from poolwatch.sources.redis import Backoff, RedisCollector, address, connection_options
-from poolwatch.sources.redis_info import (
+from poolwatch.sources.redis.collector import Backoff, RedisCollector, address, connection_options
+from poolwatch.sources.redis.info import (
     CHECKS,
     READINGS,
     UNITS,

@@ -18,13 +18,13 @@ from tests.redis_source.harness import (
     wait_for,
 )
 
-from poolwatch import config
-from poolwatch.assemble import build_collectors
-from poolwatch.evaluate import Evaluator
-from poolwatch.model import Event
-from poolwatch.runner import Runner
-from poolwatch.sources.redis import RedisCollector
-from poolwatch.sources.redis_info import CHECKS, UNITS
+from poolwatch.config import load as config
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import Event
+from poolwatch.runtime.plan import build_collectors
+from poolwatch.runtime.scheduler import Runner
+from poolwatch.sources.redis.collector import RedisCollector
+from poolwatch.sources.redis.info import CHECKS, UNITS
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from poolwatch.sinks.queue import DurableQueue, QueueError
+from poolwatch.sinks.durable.queue import DurableQueue, QueueError
 
 
 class Clock:

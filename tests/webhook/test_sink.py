@@ -17,10 +17,10 @@ from tests.net import free_port
 from tests.webhook.conftest import SECRET
 from tests.webhook.receiver import Answer, Receiver
 
-from poolwatch import redact
-from poolwatch.config import WebhookConfig
-from poolwatch.model import Event, now_utc
-from poolwatch.sinks.webhook import WebhookSink
+from poolwatch.config.load import WebhookConfig
+from poolwatch.core import secrets as redact
+from poolwatch.core.model import Event, now_utc
+from poolwatch.sinks.webhook.sink import WebhookSink
 
 pytestmark = pytest.mark.integration
 

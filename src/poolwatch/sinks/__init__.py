@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from poolwatch.model import Event
+from poolwatch.core.model import Event
 
 
 class SinkError(Exception):

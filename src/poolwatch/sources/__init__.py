@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from poolwatch.config import Rules
-from poolwatch.model import Reading
+from poolwatch.config.load import Rules
+from poolwatch.core.model import Reading
 
 Publish = Callable[[Sequence[Reading]], Awaitable[None]]
 """How a collector that is told things (Docker's event stream) hands readings over between polls."""

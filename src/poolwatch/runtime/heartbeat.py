@@ -1,0 +1,137 @@
+"""Liveness of poolwatch itself: the daemon writes a heartbeat file, `--healthcheck` judges it.
+
+This answers "is poolwatch working?", never "is the stack healthy?" (that is `--once`): a busy or
+down PostgreSQL makes events, not an unhealthy poolwatch, so an orchestrator never restarts the
+monitor because of what it monitors.
+
+The file is `{state_dir}/heartbeat`, JSON, replaced atomically every `period` seconds:
+
+    {"schema": "poolwatch.runtime.heartbeat/v1", "time": 1732700000.5, "pid": 1, "period": 5.0,
+     "collectors": {"host:web1": {"last_turn": 1732699998.1, "stale_after": 35.0}}}
+
+A collector's loop *turns* when one poll has been collected, evaluated and handed to every sink.
+Healthy means: the file is younger than three periods (the event loop runs), and every collector
+turned within its `stale_after` (three intervals plus its timeout: three missed turns). A sink
+whose `send` blocks stalls its collector's loop, so a stuck sink shows here too; a webhook
+receiver that is down does not (its events wait in the durable queue, which is the design).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from poolwatch.runtime.logs import get_logger
+from poolwatch.runtime.scheduler import owner_of
+from poolwatch.sources import Collector
+
+SCHEMA = "poolwatch.runtime.heartbeat/v1"
+FILE_NAME = "heartbeat"
+PERIOD = 5.0
+"""Seconds between writes; the file counts as stale after three."""
+
+MISSED_TURNS = 3
+
+
+def stale_after(collector: Collector) -> float:
+    return MISSED_TURNS * collector.interval + collector.timeout
+
+
+class Heartbeat:
+    """Writes the heartbeat file from the runner's per-collector `last_turn` times."""
+
+    def __init__(
+        self,
+        path: Path,
+        collectors: Callable[[], Sequence[Collector]],
+        last_turn: Mapping[str, float],
+        *,
+        period: float = PERIOD,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.collectors = collectors
+        """The runner's current collectors (a reload may change them)."""
+        self.last_turn = last_turn
+        self.period = period
+        self.clock = clock
+        self.started = clock()
+        self._warned = False
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "time": self.clock(),
+            "pid": os.getpid(),
+            "period": self.period,
+            "collectors": {
+                owner_of(c): {
+                    # not turned yet: the clock starts at start-up, so a first poll that hangs
+                    # is caught like any later one
+                    "last_turn": self.last_turn.get(owner_of(c), self.started),
+                    "stale_after": stale_after(c),
+                }
+                for c in self.collectors()
+            },
+        }
+
+    def write(self) -> None:
+        """Replace the file atomically; an unwritable state dir is logged once, then retried."""
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            if not self._warned:
+                get_logger().warning(
+                    "heartbeat_unwritable", path=str(self.path), reason=exc.strerror or str(exc)
+                )
+                self._warned = True
+        else:
+            self._warned = False
+
+    def remove(self) -> None:
+        """A stopped daemon is not alive: take the file away."""
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+    async def run(self) -> None:
+        """Write every `period` until cancelled."""
+        while True:
+            self.write()
+            await asyncio.sleep(self.period)
+
+
+def check(path: Path, now: float | None = None) -> tuple[bool, str]:
+    """(healthy, one line saying why) for the heartbeat file at `path`."""
+    now = time.time() if now is None else now
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        written = float(data["time"])
+        period = float(data["period"])
+        collectors = {
+            str(owner): (float(info["last_turn"]), float(info["stale_after"]))
+            for owner, info in data["collectors"].items()
+        }
+    except FileNotFoundError:
+        return False, f"no heartbeat at {path}: the daemon is not running (or cannot write there)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return False, f"heartbeat {path} is unreadable: {type(exc).__name__}: {exc}"
+    age = now - written
+    if age > MISSED_TURNS * period:
+        return False, f"heartbeat is {age:.0f}s old (written every {period:g}s): poolwatch is stuck"
+    late = [
+        f"{owner} last completed a poll {now - turned:.0f}s ago (limit {limit:g}s)"
+        for owner, (turned, limit) in sorted(collectors.items())
+        if now - turned > limit
+    ]
+    if late:
+        return False, "; ".join(late)
+    return True, f"alive: heartbeat {age:.0f}s old, {len(collectors)} collector(s) turning"

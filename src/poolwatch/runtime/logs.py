@@ -1,0 +1,57 @@
+"""structlog set-up, done once by the entry point: JSON lines off a terminal, colour on one.
+
+Every line passes `redact.processor` last before rendering, so no secret reaches the output even
+inside a driver's error text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+from poolwatch.core import secrets as redact
+from poolwatch.core.model import now_utc, rfc3339
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+def _add_time(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    event_dict.setdefault("time", rfc3339(now_utc()))
+    return event_dict
+
+
+def _json_default(value: object) -> str:
+    return str(value)
+
+
+def configure(log_format: LogFormat = "auto", stream: TextIO | None = None) -> None:
+    """Route every structlog logger to `stream` (stdout by default) in the chosen format."""
+    stream = stream or sys.stdout
+    console = log_format == "console" or (log_format == "auto" and stream.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        if console
+        else structlog.processors.JSONRenderer(serializer=json.dumps, default=_json_default)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _add_time,
+            structlog.processors.format_exc_info,
+            redact.processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**context: Any) -> Any:
+    return structlog.get_logger("poolwatch", **context)

@@ -1,0 +1,316 @@
+"""Supervision: one asyncio task per collector on its own interval, events to every sink, and a
+bounded shutdown.
+
+A slow collector only delays itself: its overrun ticks are skipped with a warning, and every
+collection runs under its timeout. Any failure becomes an `up` reading of 0 (data the evaluator
+alerts on), never a dead task. On stop: polling ends, collectors close, sinks get what is left of
+`shutdown_timeout` to deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from poolwatch.config.load import Rules
+from poolwatch.core import secrets as redact
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
+from poolwatch.runtime.logs import get_logger
+from poolwatch.sinks import Sink
+from poolwatch.sources import Collector, Partial, SourceError, Watcher
+
+_CLOSE_TIMEOUT = 2.0
+
+
+def owner_of(collector: Collector) -> str:
+    return f"{collector.source}:{collector.instance}"
+
+
+def failure_message(exc: BaseException, timeout: float) -> str:
+    """One safe line for a failed collection: the reason, never a secret."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(exc, SourceError):
+        return redact.scrub(str(exc))
+    text = str(exc) or type(exc).__name__
+    return redact.scrub(f"{type(exc).__name__}: {text}")
+
+
+@dataclass
+class Stats:
+    """What the runner has done, for logs now and for the metrics endpoint later."""
+
+    polls: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    overruns: dict[str, int] = field(default_factory=dict)
+    last_poll: dict[str, float] = field(default_factory=dict)
+    """Wall-clock time of each collector's last successful poll."""
+    last_turn: dict[str, float] = field(default_factory=dict)
+    """Wall time each collector's loop last finished a poll, evaluation and delivery (liveness);
+    a failed poll counts: the loop still turns."""
+    durations: dict[str, float] = field(default_factory=dict)
+    """Seconds the last poll of each collector took, failed or not."""
+    events: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Events delivered to the sinks, by (status, severity)."""
+
+
+class Runner:
+    def __init__(
+        self,
+        collectors: Sequence[Collector],
+        sinks: Sequence[Sink],
+        evaluator: Evaluator,
+        *,
+        shutdown_timeout: float = 5.0,
+        clock: Callable[[], datetime] = now_utc,
+        log_samples: bool = False,
+    ) -> None:
+        self.collectors = list(collectors)
+        self.sinks = list(sinks)
+        self.evaluator = evaluator
+        self.shutdown_timeout = shutdown_timeout
+        self.clock = clock
+        self.log_samples = log_samples
+        self.stats = Stats()
+        self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
+        self._identities: dict[str, object] = {}
+        self.started: float | None = None
+        """Wall time `run` began; None until then."""
+        self.latest: dict[str, dict[AlertKey, Reading]] = {}
+        """The last value of every reading, per collector: what a metrics scrape shows."""
+        self._log = get_logger()
+
+    async def poll(self, collector: Collector) -> list[Reading]:
+        """Collect once under the collector's timeout; a failure is an `up` 0 reading."""
+        owner = owner_of(collector)
+        self.stats.polls[owner] = self.stats.polls.get(owner, 0) + 1
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(collector.timeout):
+                readings = list(await collector.collect())
+        except Exception as exc:
+            self.stats.durations[owner] = time.monotonic() - started
+            self.stats.failures[owner] = self.stats.failures.get(owner, 0) + 1
+            message = failure_message(exc, collector.timeout)
+            self._log.warning(
+                "collection_failed",
+                source=collector.source,
+                instance=collector.instance,
+                reason=message,
+            )
+            return [
+                Reading(collector.source, collector.instance, UP_CHECK, 0, "bool", message=message)
+            ]
+        self.stats.durations[owner] = time.monotonic() - started
+        self.stats.last_poll[owner] = time.time()
+        return readings
+
+    async def handle(self, collector: Collector, readings: Sequence[Reading]) -> None:
+        """Evaluate one poll's readings and deliver the events it causes."""
+        now = self.clock()
+        owner = owner_of(collector)
+        self.latest[owner] = {r.key: r for r in readings}
+        events = self.evaluator.observe(owner, readings, collector.rules, now)
+        down = any(r.check == UP_CHECK and r.value < 1 for r in readings)
+        partial = isinstance(collector, Partial) and collector.last_poll_partial
+        if not down and not partial:
+            events += self.evaluator.sweep(owner, (r.key for r in readings), now)
+        if self.log_samples:
+            self._log.info(
+                "poll",
+                source=collector.source,
+                instance=collector.instance,
+                values={_sample_name(r): round(r.value, 3) for r in readings},
+            )
+        await self.deliver(events)
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        for event in events:
+            counted = (event.status, event.severity)
+            self.stats.events[counted] = self.stats.events.get(counted, 0) + 1
+            for sink in self.sinks:
+                try:
+                    await sink.send(event)
+                except Exception as exc:  # one broken sink must not silence the others
+                    self._log.error(
+                        "sink_failed",
+                        sink=sink.name,
+                        event_id=event.id,
+                        reason=failure_message(exc, 0),
+                    )
+
+    async def _poll_loop(self, collector: Collector) -> None:
+        owner = owner_of(collector)
+        next_tick = time.monotonic()
+        while True:
+            readings = await self.poll(collector)
+            await self.handle(collector, readings)
+            self.stats.last_turn[owner] = time.time()
+            next_tick += collector.interval
+            now = time.monotonic()
+            if now > next_tick:
+                skipped = math.ceil((now - next_tick) / collector.interval)
+                next_tick += skipped * collector.interval
+                self.stats.overruns[owner] = self.stats.overruns.get(owner, 0) + skipped
+                self._log.warning(
+                    "poll_overrun",
+                    source=collector.source,
+                    instance=collector.instance,
+                    skipped_ticks=skipped,
+                    interval=collector.interval,
+                )
+            await asyncio.sleep(next_tick - now)
+
+    async def _watch(self, collector: Collector, watcher: Watcher) -> None:
+        async def publish(readings: Sequence[Reading]) -> None:
+            now = self.clock()
+            self.latest.setdefault(owner_of(collector), {}).update((r.key, r) for r in readings)
+            await self.deliver(
+                self.evaluator.observe(owner_of(collector), readings, collector.rules, now)
+            )
+
+        await watcher.watch(publish)
+
+    def _start(self, collector: Collector) -> None:
+        owner = owner_of(collector)
+        tasks = [asyncio.create_task(self._poll_loop(collector), name=owner)]
+        if isinstance(collector, Watcher):
+            tasks.append(asyncio.create_task(self._watch(collector, collector), name=owner))
+        for task in tasks:
+            task.add_done_callback(self._report_crash)
+        self._tasks[owner] = tasks
+
+    def _report_crash(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error(
+                "task_crashed",
+                task=task.get_name(),
+                reason=failure_message(task.exception() or Exception(), 0),
+            )
+
+    async def _retire(self, collector: Collector) -> None:
+        """Stop one collector's tasks, close it, resolve what it had firing."""
+        owner = owner_of(collector)
+        tasks = self._tasks.pop(owner, [])
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _close_collector(collector)
+        self.latest.pop(owner, None)
+        await self.deliver(self.evaluator.sweep(owner, (), self.clock()))
+
+    async def apply(self, plan: Sequence[Planned]) -> dict[str, str]:
+        """Reconcile the running collectors with a new plan (a config reload).
+
+        A collector whose connection settings did not change is kept, with its connection, and
+        only takes the new rules, interval and timeout, from its next poll on. One whose
+        settings changed is replaced; one no longer planned is stopped and its alerts resolved.
+        Returns what happened per collector: kept, updated, replaced, added or removed.
+        """
+        current = {owner_of(c): c for c in self.collectors}
+        outcome: dict[str, str] = {}
+        collectors: list[Collector] = []
+        for item in plan:
+            old = current.pop(item.owner, None)
+            if old is not None and self._identities.get(item.owner) == item.identity:
+                changed = (old.rules, old.interval, old.timeout) != (
+                    item.rules,
+                    item.interval,
+                    item.timeout,
+                )
+                old.rules, old.interval, old.timeout = item.rules, item.interval, item.timeout
+                collectors.append(old)
+                outcome[item.owner] = "updated" if changed else "kept"
+                continue
+            if old is not None:
+                await self._retire(old)
+            fresh = item.build()
+            self._identities[item.owner] = item.identity
+            collectors.append(fresh)
+            if self.started is not None:
+                self._start(fresh)
+            outcome[item.owner] = "replaced" if old is not None else "added"
+        for owner, gone in current.items():
+            await self._retire(gone)
+            self._identities.pop(owner, None)
+            outcome[owner] = "removed"
+        self.collectors = collectors
+        return outcome
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
+        started = time.monotonic()
+        self.started = time.time()
+        await self.start_sinks()
+        for collector in self.collectors:
+            self._start(collector)
+        try:
+            await stop.wait()
+        finally:
+            deadline = time.monotonic() + self.shutdown_timeout
+            tasks = [task for group in self._tasks.values() for task in group]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.clear()
+            await self._close(deadline)
+            self._log.info("stopped", uptime_seconds=round(time.monotonic() - started, 3))
+
+    async def start_sinks(self) -> None:
+        """Open every sink before the first poll; if one fails, close those opened and re-raise."""
+        for index, sink in enumerate(self.sinks):
+            try:
+                await sink.start()
+            except Exception:
+                for opened in self.sinks[:index]:
+                    with contextlib.suppress(Exception):
+                        await opened.close(0)
+                raise
+
+    async def shutdown(self) -> None:
+        """Close collectors, then give the sinks what is left of `shutdown_timeout`."""
+        await self._close(time.monotonic() + self.shutdown_timeout)
+
+    async def _close(self, deadline: float) -> None:
+        await asyncio.gather(*(_close_collector(c) for c in self.collectors))
+        for sink in self.sinks:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(remaining + 0.5):
+                    await sink.close(remaining)
+            except Exception as exc:
+                self._log.error(
+                    "sink_close_failed", sink=sink.name, reason=failure_message(exc, remaining)
+                )
+
+
+async def _close_collector(collector: Collector) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await collector.close()
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One collector a config asks for: who it is, what needs a new connection when it changes
+    (`identity`), what may change under a running collector, and how to build it."""
+
+    owner: str
+    identity: object
+    rules: Rules
+    interval: float
+    timeout: float
+    build: Callable[[], Collector]
+
+
+def _sample_name(reading: Reading) -> str:
+    labels = ",".join(f"{k}={v}" for k, v in reading.labels.items())
+    base = f"{reading.instance}.{reading.check}"
+    return f"{base}{{{labels}}}" if labels else base

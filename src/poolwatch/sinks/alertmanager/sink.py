@@ -1,0 +1,210 @@
+"""Alertmanager sink: alert changes written ahead to a durable queue, then POSTed to one peer's
+API v2 (`POST <url>/api/v2/alerts`, a JSON array), with periodic re-sends.
+
+One sink per URL (`assemble` builds one for each peer of an HA cluster): each has its own queue,
+delivery loop and book, so a peer that is down or slow delays nobody but itself, and each shows
+up in the metrics under its own name. Alertmanager peers gossip silences and notifications, not
+alerts: every peer must be sent every alert.
+
+Queue items, drained in order by the generic loop of `delivery.py`:
+
+    <event id>   the alerts one event changed (durable: a resolved alert survives a restart
+                 until a peer took it once); firing alerts get `endsAt` when sent
+    resend:<t>   a marker: "send the whole book as it is now". Queued every `resend_interval`,
+                 only when the queue is empty: a peer that is away gets one marker, not one per
+                 interval, and a marker never carries stale state. A marker left over from a
+                 previous run sends that run's (rebuilt) book, which is harmless.
+
+HTTP outcomes are those of the webhook sink (`webhook.classify`): 2xx delivered; connection
+errors, timeouts, 408, 429, 5xx retried; other 4xx (Alertmanager's 400 for an invalid alert)
+dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import ssl
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from poolwatch import __version__
+from poolwatch.config.load import AlertmanagerConfig
+from poolwatch.core import secrets as redact
+from poolwatch.core.model import Event, now_utc, rfc3339
+from poolwatch.runtime.logs import get_logger
+from poolwatch.sinks import SinkError
+from poolwatch.sinks.alertmanager.alertbook import VALIDITY_RESENDS, Alert, AlertBook, stamp
+from poolwatch.sinks.durable.answers import classify, read_snippet
+from poolwatch.sinks.durable.delivery import Delivered, DeliveryLoop, Outcome, Reject, Retry
+from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
+from poolwatch.sinks.durable.retry import Backoff
+
+RESEND = "resend:"
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+def peer_name(url: str) -> str:
+    """`host:port/path` of a peer, without scheme or credentials: names the sink in logs."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.hostname}{port}{parts.path}".rstrip("/")
+
+
+def queue_path(state_dir: Path, url: str) -> Path:
+    """One file per peer: readable, and unique through a hash of the credential-free URL."""
+    parts = urlsplit(url)
+    bare = f"{parts.scheme}://{peer_name(url)}"
+    digest = hashlib.sha256(bare.encode()).hexdigest()[:8]
+    slug = _UNSAFE.sub("_", peer_name(url)).strip("_")
+    return state_dir / "queues" / f"alertmanager-{slug}-{digest}.sqlite3"
+
+
+def encode(alerts: list[Alert]) -> bytes:
+    return json.dumps(alerts, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def build_client(
+    config: AlertmanagerConfig, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """Basic auth, when wanted, comes from the URL's userinfo (httpx applies it per request);
+    `transport` is for tests."""
+    try:
+        tls = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SinkError(f"cannot load ca_file {config.ca_file}: {exc.strerror or exc}") from None
+    return httpx.AsyncClient(
+        verify=tls,
+        headers={"user-agent": f"poolwatch/{__version__}", "content-type": "application/json"},
+        timeout=httpx.Timeout(config.timeout),
+        follow_redirects=False,
+        transport=transport,
+    )
+
+
+class AlertmanagerSink:
+    """Sink protocol for one Alertmanager peer; `deliver` is the HTTP half, `resend` the timer's."""
+
+    def __init__(
+        self,
+        config: AlertmanagerConfig,
+        url: str,
+        state_dir: Path,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.url = url.rstrip("/")
+        self.endpoint = f"{self.url}/api/v2/alerts"
+        self.name = f"alertmanager:{peer_name(url)}"
+        self.clock = clock
+        self.validity = VALIDITY_RESENDS * config.resend_interval
+        self.book = AlertBook(config.teams, config.resolved_resend, config.generator_url)
+        self.queue = DurableQueue(
+            queue_path(state_dir, url),
+            self.name,
+            max_items=config.max_queue,
+            max_age=config.max_age,
+        )
+        self.loop = DeliveryLoop(
+            self.queue, self.deliver, Backoff(config.retry_initial, config.retry_max)
+        )
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._log = get_logger(sink=self.name)
+
+    async def start(self) -> None:
+        try:
+            await self.queue.open()
+            self._client = build_client(self.config, self._transport)
+        except (SinkError, QueueError, OSError, TimeoutError) as exc:
+            await self.queue.close()
+            raise SinkError(f"sink {self.name}: {redact.scrub(str(exc))}") from None
+        self.loop.start()
+        self._timer = asyncio.create_task(self._resend_every(), name=f"resend-{self.name}")
+        self._log.info(
+            "alertmanager_ready",
+            url=redact.url(self.url),
+            depth=self.queue.depth,
+            resend_interval=self.config.resend_interval,
+        )
+
+    async def send(self, event: Event) -> None:
+        """Store the alerts this event changes; durable when it returns."""
+        await self.queue.put(event.id, encode(self.book.record(event)))
+        self.loop.notify()
+
+    async def resend(self) -> bool:
+        """Queue a re-send marker if there is something to re-send and nothing already waiting."""
+        self.book.forget(self.clock())
+        if not self.book.entries or self.queue.depth:
+            return False
+        await self.queue.put(f"{RESEND}{rfc3339(self.clock())}", b"")
+        self.loop.notify()
+        return True
+
+    async def close(self, grace: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+            self._timer = None
+        await self.loop.stop(grace)
+        if self._client is not None:
+            await self._client.aclose()
+        await self.queue.close()
+
+    def stats(self) -> dict[str, float]:
+        """For the metrics endpoint (`poolwatch_sink_<key>{sink}`): numbers only."""
+        firing, resolved = self.book.counts()
+        return {**self.loop.stats().numbers(), "alerts_firing": firing, "alerts_resolved": resolved}
+
+    metrics = stats
+
+    def payload(self, item: Item) -> list[Alert]:
+        """The alerts an item stands for, with `endsAt` of the firing ones as of now."""
+        now = self.clock()
+        if item.key.startswith(RESEND):
+            return stamp(self.book.snapshot(now), now, self.validity)
+        alerts = json.loads(item.body)
+        if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):
+            raise ValueError("not a JSON array of alerts")
+        return stamp(alerts, now, self.validity)
+
+    async def deliver(self, item: Item) -> Outcome:
+        if self._client is None:
+            return Retry("sink not started")
+        try:
+            alerts = self.payload(item)
+        except ValueError as exc:
+            return Reject(f"unreadable queued payload: {exc}")
+        if not alerts:
+            return Delivered()
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                request = self._client.build_request("POST", self.endpoint, content=encode(alerts))
+                response = await self._client.send(request, stream=True)
+                try:
+                    snippet = await read_snippet(response)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            return Retry(f"no answer within {self.config.timeout:g}s")
+        except httpx.HTTPError as exc:
+            return Retry(redact.scrub(f"{type(exc).__name__}: {exc}"))
+        return classify(response.status_code, response.headers.get("retry-after"), snippet)
+
+    async def _resend_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.resend_interval)
+            try:
+                await self.resend()
+            except Exception as exc:  # the disk failed: the next interval tries again
+                self._log.warning("resend_failed", reason=f"{type(exc).__name__}: {exc}")

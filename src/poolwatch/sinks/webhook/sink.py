@@ -1,0 +1,146 @@
+"""Webhook sink: events written ahead to a durable queue, then POSTed in order, signed.
+
+`send` only stores the event (one sqlite commit) and wakes the delivery loop; the HTTP part lives
+in `deliver`, which turns one POST into an `Outcome` for the generic loop in `delivery.py`:
+
+    2xx                               -> Delivered (the item leaves the queue)
+    connection error, timeout,
+    408, 429, 5xx                     -> Retry (backoff, or the server's Retry-After)
+    other 3xx/4xx (410: endpoint gone) -> Reject (dead-letter table, error line, next item)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+
+from poolwatch import __version__
+from poolwatch.config.load import WebhookConfig, signing_key
+from poolwatch.core import secrets as redact
+from poolwatch.core.model import Event
+from poolwatch.runtime.logs import get_logger
+from poolwatch.sinks import SinkError
+from poolwatch.sinks.durable.answers import classify, read_snippet
+from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcome, Retry
+from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
+from poolwatch.sinks.durable.retry import Backoff
+from poolwatch.sinks.webhook import signing
+
+
+def queue_path(state_dir: Path, name: str) -> Path:
+    return state_dir / "queues" / f"webhook-{name}.sqlite3"
+
+
+def encode(event: Event) -> bytes:
+    """The exact bytes that are signed, stored and re-sent on every retry."""
+    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def build_client(config: WebhookConfig) -> httpx.AsyncClient:
+    """One pooled client per sink with the TLS, auth and header settings of its config."""
+    try:
+        tls = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        if config.client_cert is not None:
+            tls.load_cert_chain(config.client_cert, config.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        named = (("ca_file", config.ca_file), ("client_cert", config.client_cert))
+        files = ", ".join(f"{key} {path}" for key, path in named if path)
+        raise SinkError(f"cannot load TLS files ({files}): {exc.strerror or exc}") from None
+    headers = {"user-agent": f"poolwatch/{__version__}", **config.headers}
+    headers["content-type"] = "application/json"
+    if config.bearer_token is not None:
+        headers["authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"
+    auth = None
+    if config.username is not None and config.password is not None:
+        auth = httpx.BasicAuth(config.username, config.password.get_secret_value())
+    return httpx.AsyncClient(
+        verify=tls,
+        auth=auth,
+        headers=headers,
+        timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+        follow_redirects=False,
+    )
+
+
+class WebhookSink:
+    """Sink protocol over a durable queue + delivery loop; `deliver` is the HTTP half."""
+
+    def __init__(self, config: WebhookConfig, state_dir: Path) -> None:
+        self.config = config
+        self.name = f"webhook:{config.name}"
+        self._key = signing_key(config.secret.get_secret_value()) if config.secret else None
+        self.queue = DurableQueue(
+            queue_path(state_dir, config.name),
+            self.name,
+            max_items=config.max_queue,
+            max_age=config.max_age,
+        )
+        self.loop = DeliveryLoop(
+            self.queue, self.deliver, Backoff(config.retry_initial, config.retry_max)
+        )
+        self._client: httpx.AsyncClient | None = None
+        self._log = get_logger(sink=self.name)
+
+    async def start(self) -> None:
+        try:
+            await self.queue.open()
+            self._client = build_client(self.config)
+        except (SinkError, QueueError, OSError, TimeoutError) as exc:
+            await self.queue.close()
+            raise SinkError(f"sink {self.name}: {redact.scrub(str(exc))}") from None
+        self.loop.start()
+        stats = self.loop.stats()
+        self._log.info(
+            "webhook_ready",
+            url=redact.url(self.config.url),
+            signed=self._key is not None,
+            depth=stats.depth,
+            oldest_age_seconds=stats.oldest_age_seconds,
+        )
+
+    async def send(self, event: Event) -> None:
+        await self.queue.put(event.id, encode(event))
+        self.loop.notify()
+
+    async def close(self, grace: float) -> None:
+        await self.loop.stop(grace)
+        if self._client is not None:
+            await self._client.aclose()
+        await self.queue.close()
+
+    def stats(self) -> DeliveryStats:
+        return self.loop.stats()
+
+    def metrics(self) -> dict[str, float]:
+        return self.loop.stats().numbers()
+
+    async def deliver(self, item: Item) -> Outcome:
+        """POST one queued event; the signature is made fresh, id and body never change."""
+        if self._client is None:
+            return Retry("sink not started")
+        headers = signing.headers(self._key, item.key, int(time.time()), item.body)
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                request = self._client.build_request(
+                    "POST", self.config.url, content=item.body, headers=headers
+                )
+                response = await self._client.send(request, stream=True)
+                try:
+                    snippet = await read_snippet(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return Retry(f"no answer within {self.config.timeout:g}s")
+        except httpx.TimeoutException as exc:
+            return Retry(f"{type(exc).__name__}: no answer in time")
+        except httpx.HTTPError as exc:
+            return Retry(redact.scrub(f"{type(exc).__name__}: {exc}"))
+        outcome = classify(response.status_code, response.headers.get("retry-after"), snippet)
+        if response.status_code == 410:
+            self._log.error("webhook_endpoint_gone", url=redact.url(self.config.url), item=item.key)
+        return outcome

@@ -1,0 +1,454 @@
+"""Docker source: per container what `docker stats` says, plus restarts, OOM kills and health.
+
+A poll lists every container (one call), inspects only those that are new or changed (events mark
+them), and reads CPU and memory counters from cgroup files when they are mounted, else through
+the stats API (one-shot), `docker.concurrency` calls at a time. A background subscription to the
+engine's event stream (`watch`) reports restarts, OOM kills and health changes the moment they
+happen, and DockerDown as soon as the stream breaks because the engine went away.
+
+Readings (source `docker`; `instance` is the container name, or `engine` for `up`; container
+readings carry the labels `image`, `compose_project`, `compose_service` when present). README.md,
+"Source: Docker", has the table with units and limits; `CHECKS` lists the same checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import docker.errors
+
+from poolwatch.config.load import DockerConfig, Rule, Rules, format_duration
+from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.runtime.logs import get_logger
+from poolwatch.sources import Publish, SourceError
+from poolwatch.sources.docker.activity import ActivityLog
+from poolwatch.sources.docker.cgroup import CgroupFiles, CgroupReader
+from poolwatch.sources.docker.containers import Container, Selector, overrides
+from poolwatch.sources.docker.engine import (
+    ONE_SHOT_API,
+    ONE_SHOT_SDK,
+    Engine,
+    EventStream,
+    version_tuple,
+)
+from poolwatch.sources.docker.stats import (
+    Sample,
+    cpu_limit_percent,
+    cpu_percent,
+    from_api,
+    memory_percent,
+)
+from poolwatch.sources.docker.watch import follow
+
+SOURCE = "docker"
+ENGINE_INSTANCE = "engine"
+CHECKS = (
+    UP_CHECK,
+    "cpu_percent",
+    "memory_percent",
+    "memory_usage_bytes",
+    "restarts",
+    "oom_killed",
+    "healthy",
+)
+PRIME_SECONDS = 0.5
+"""The first poll samples twice this far apart, so that even `--once` has a CPU %."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Inspected:
+    state: str
+    host_config: Mapping[str, Any]
+    cgroup_parent: str
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def _age(timestamp: str, wall: float) -> float | None:
+    """Seconds since an engine timestamp (`2026-11-27T17:14:04.156959821Z`); None for never."""
+    if not timestamp or timestamp.startswith("0001-"):
+        return None
+    try:
+        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", timestamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return wall - moment.timestamp()
+
+
+class DockerCollector:
+    """One Docker engine (from the environment) and its containers; also a `Watcher`."""
+
+    source = SOURCE
+    instance = ENGINE_INSTANCE
+
+    def __init__(
+        self,
+        config: DockerConfig,
+        environment: Mapping[str, str] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.interval = config.interval
+        self.timeout = config.timeout
+        self.base_rules: Rules = config.rules
+        self._rules: Rules = dict(config.rules)
+        self.config = config
+        self.selector = Selector(tuple(config.include), tuple(config.exclude))
+        self.engine = Engine(environment, config.timeout, config.concurrency)
+        self.events = EventStream(environment, config.timeout)
+        self.activity = ActivityLog(config.restart_window)
+        self.clock = clock
+        self.wall = wall
+        self.stats_via = "api"
+        self.one_shot = True
+        self.connected = asyncio.Event()
+        """Set while the event stream is subscribed (tests and health checks wait on it)."""
+        self._started = False
+        self._primed = False
+        self._known: dict[str, Container] = {}
+        self._inspected: dict[str, _Inspected] = {}
+        self._cgroup_files: dict[str, CgroupFiles] = {}
+        self._dirty: set[str] = set()
+        self._evented: set[str] = set()
+        """Containers met in events since the last list (maybe created after it)."""
+        self._samples: dict[str, Sample] = {}
+        self._overrides: dict[str, dict[str, Rule]] = {}
+        self._cgroups: CgroupReader | None = None
+        self._last_nano = 0
+        self._seen_at_last: set[tuple[str, str]] = set()
+        self._log = get_logger()
+        self._window = f"within {format_duration(config.restart_window)}"
+
+    @property
+    def rules(self) -> Rules:
+        """The configured rules plus each container's label overrides (`check@container`)."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, configured: Rules) -> None:
+        # a config reload hands over new configured rules: label overrides are derived from
+        # them, so they are recomputed on the next poll
+        if configured is not self._rules:
+            self.base_rules, self._rules = configured, dict(configured)
+            self._overrides.clear()
+
+    # --- start-up -------------------------------------------------------------------------------
+
+    async def probe(self) -> bool:
+        """Does the engine answer? (`enabled: auto`)"""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.engine.call(lambda api: api.ping())
+        except Exception:
+            return False
+        return True
+
+    async def _start(self) -> None:
+        """Once the engine first answers: versions, the machine's memory, the stats path."""
+        if self._started:
+            return
+        info, api_version = await self.engine.call(lambda api: (api.info(), api.api_version))
+        self.one_shot = (
+            version_tuple(str(api_version)) >= ONE_SHOT_API
+            and version_tuple(docker.__version__) >= ONE_SHOT_SDK
+        )
+        if not self.one_shot:
+            self._log.warning(
+                "docker_one_shot_unavailable",
+                api_version=api_version,
+                sdk_version=docker.__version__,
+                needs="Engine API >= 1.41 and docker SDK >= 6.1",
+                effect="each stats call through the API waits 1-2 s; cgroup files avoid it",
+            )
+        if self.config.stats != "api":
+            root = self.config.cgroup_root
+            reader = await asyncio.to_thread(CgroupReader, root, int(info.get("MemTotal") or 0))
+            if reader.available:
+                self._cgroups, self.stats_via = reader, "cgroup"
+            elif self.config.stats == "cgroup":
+                self._log.warning("docker_cgroups_not_found", cgroup_root=str(root), using="api")
+        self._started = True
+        self._log.info(
+            "docker_engine",
+            api_version=api_version,
+            one_shot=self.one_shot,
+            stats_via=self.stats_via,
+            cgroup_version=2 if self._cgroups and self._cgroups.v2 else 1,
+        )
+
+    # --- polling --------------------------------------------------------------------------------
+
+    async def collect(self) -> Sequence[Reading]:
+        try:
+            return await self._collect()
+        except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+            raise SourceError(f"Docker engine unreachable: {_reason(exc)}") from exc
+
+    async def _collect(self) -> list[Reading]:
+        await self._start()
+        listing = await self.engine.call(lambda api: api.containers(all=True))
+        containers = [c for c in map(Container.from_list, listing) if self.selector.selected(c)]
+        self._forget_all_but({c.id for c in containers})
+        self._known = {c.id: c for c in containers}
+        await self._inspect([c for c in containers if self._needs_inspect(c)])
+        self._refresh_rules(containers)
+        running = [c for c in containers if c.running]
+        samples = await self._sample(running)
+        if not self._primed and samples:
+            self._primed = True
+            self._samples.update(samples)
+            await asyncio.sleep(PRIME_SECONDS)
+            samples = await self._sample(running)
+        self._primed = True
+        now = self.clock()
+        readings = [Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool")]
+        for container in containers:
+            readings += self._readings(container, samples.get(container.id), now)
+        self._samples = samples
+        return readings
+
+    def _needs_inspect(self, container: Container) -> bool:
+        known = self._inspected.get(container.id)
+        return (
+            known is None
+            or container.id in self._dirty
+            or not self.connected.is_set()
+            or known.state != container.state
+        )
+
+    async def _inspect(self, containers: Sequence[Container]) -> None:
+        async def one(container: Container) -> None:
+            try:
+                data = await self.engine.call(lambda api: api.inspect_container(container.id))
+            except docker.errors.NotFound:
+                return  # removed since the list; the next poll forgets it
+            state = data.get("State") or {}
+            host_config = data.get("HostConfig") or {}
+            self.activity.inspected(
+                container.id,
+                int(data.get("RestartCount") or 0),
+                bool(state.get("OOMKilled")),
+                str(state.get("FinishedAt") or ""),
+                _age(str(state.get("FinishedAt") or ""), self.wall()),
+                self.clock(),
+            )
+            self._inspected[container.id] = _Inspected(
+                state=str(state.get("Status") or container.state),
+                host_config=host_config,
+                cgroup_parent=str(host_config.get("CgroupParent") or ""),
+            )
+            self._dirty.discard(container.id)
+
+        await asyncio.gather(*(one(c) for c in containers))
+
+    async def _sample(self, running: Sequence[Container]) -> dict[str, Sample]:
+        """CPU and memory counters of every running container: cgroup files, else the API."""
+        samples: dict[str, Sample] = {}
+        if self._cgroups is not None:
+            reader = self._cgroups
+            wanted = [(c.id, self._cgroup_files.get(c.id), self._parent(c.id)) for c in running]
+            samples, found = await self.engine.run(lambda: _read_cgroups(reader, wanted))
+            self._cgroup_files.update(found)
+        missing = [c.id for c in running if c.id not in samples]
+        results = await asyncio.gather(*(self._api_sample(cid) for cid in missing))
+        samples.update({cid: s for cid, s in zip(missing, results, strict=True) if s is not None})
+        return samples
+
+    def _parent(self, container_id: str) -> str:
+        inspected = self._inspected.get(container_id)
+        return inspected.cgroup_parent if inspected else ""
+
+    async def _api_sample(self, container_id: str) -> Sample | None:
+        one_shot = self.one_shot
+
+        def stats(api: Any) -> Any:
+            if one_shot:
+                return api.stats(container_id, stream=False, one_shot=True)
+            return api.stats(container_id, stream=False)
+
+        try:
+            return from_api(await self.engine.call(stats))
+        except docker.errors.NotFound:
+            return None
+
+    def _readings(self, container: Container, sample: Sample | None, now: float) -> list[Reading]:
+        def reading(check: str, value: float, unit: str, limit: float | None = None) -> Reading:
+            return _reading(container, check, value, unit, limit=limit)
+
+        found: list[Reading] = []
+        if sample is not None:
+            previous = self._samples.get(container.id)
+            if previous is not None:
+                inspected = self._inspected.get(container.id)
+                host_config = inspected.host_config if inspected else {}
+                ceiling = cpu_limit_percent(host_config, sample.online_cpus)
+                found.append(
+                    reading("cpu_percent", cpu_percent(previous, sample), "percent", ceiling)
+                )
+            found.append(reading("memory_percent", memory_percent(sample), "percent", 100))
+            found.append(
+                reading("memory_usage_bytes", sample.memory_used, "bytes", sample.memory_limit)
+            )
+        found.append(self._restarts(container, now))
+        found.append(self._ooms(container, now))
+        if container.running and container.health is not None:
+            found.append(self._health(container, container.health))
+        return found
+
+    def _restarts(self, container: Container, now: float) -> Reading:
+        count = self.activity.restarts(container.id, now)
+        return _reading(container, "restarts", count, "restarts", self._window)
+
+    def _ooms(self, container: Container, now: float) -> Reading:
+        count = self.activity.ooms(container.id, now)
+        return _reading(container, "oom_killed", count, "kills", self._window)
+
+    def _health(self, container: Container, status: str) -> Reading:
+        return _reading(container, "healthy", 0 if status == "unhealthy" else 1, "bool", status)
+
+    def _refresh_rules(self, containers: Iterable[Container]) -> None:
+        rules: dict[str, Rule] = dict(self.base_rules)
+        for container in containers:
+            rules.update(self._overrides_of(container))
+        self._rules = rules
+
+    def _overrides_of(self, container: Container) -> dict[str, Rule]:
+        found = self._overrides.get(container.id)
+        if found is None:
+            found, problems = overrides(self.base_rules, container)
+            for problem in problems:
+                self._log.warning("docker_label_ignored", container=container.name, problem=problem)
+            self._overrides[container.id] = found
+        return found
+
+    def _forget(self, container_id: str) -> None:
+        for table in (
+            self._known,
+            self._inspected,
+            self._cgroup_files,
+            self._samples,
+            self._overrides,
+        ):
+            table.pop(container_id, None)
+        self._dirty.discard(container_id)
+        self.activity.forget(container_id)
+
+    def _forget_all_but(self, present: set[str]) -> None:
+        """Drop every trace of containers that are gone (a missed `destroy` included)."""
+        gone = (set(self._known) | set(self._inspected) | set(self._overrides)) - present
+        for container_id in gone:
+            self._forget(container_id)
+        self.activity.keep_only(present | self._evented)
+        self._evented = set()
+
+    # --- events ---------------------------------------------------------------------------------
+
+    async def watch(self, publish: Publish) -> None:
+        await follow(self.events, self, publish)
+
+    def since(self) -> str | None:
+        """Resume where the last stream stopped, so a reconnect misses nothing."""
+        if not self._last_nano:
+            return None
+        seconds, nanos = divmod(self._last_nano, 1_000_000_000)
+        return f"{seconds}.{nanos:09d}"
+
+    def on_event(self, event: Mapping[str, Any]) -> list[Reading]:
+        """One engine event → the readings it changes (often none)."""
+        actor = event.get("Actor") or {}
+        container_id = str(actor.get("ID") or event.get("id") or "")
+        action = str(event.get("Action") or event.get("status") or "")
+        nano = int(event.get("timeNano") or 0)
+        if nano < self._last_nano or (
+            nano == self._last_nano and (container_id, action) in self._seen_at_last
+        ):
+            return []  # replayed after a reconnect
+        if nano > self._last_nano:
+            self._last_nano, self._seen_at_last = nano, set()
+        self._seen_at_last.add((container_id, action))
+        if not container_id:
+            return []
+        if action == "destroy":
+            self._forget(container_id)
+            return []
+        container = self._known.get(container_id) or Container.from_event(
+            container_id, actor.get("Attributes") or {}
+        )
+        if not self.selector.selected(container):
+            return []
+        now = self.clock()
+        self._dirty.add(container_id)
+        self._evented.add(container_id)
+        if action == "die":
+            self.activity.died(container_id)
+        elif action == "start":
+            self._samples.pop(container_id, None)  # a new process: counters start over
+            if self.activity.started(container_id, now):
+                self._ensure_rules(container)
+                return [self._restarts(container, now)]
+        elif action == "oom":
+            self.activity.oom(container_id, now)
+            self._ensure_rules(container)
+            return [self._ooms(container, now)]
+        elif action.startswith("health_status"):
+            status = action.partition(":")[2].strip()
+            if status in ("healthy", "unhealthy"):
+                self._ensure_rules(container)
+                return [self._health(container, status)]
+        return []
+
+    def _ensure_rules(self, container: Container) -> None:
+        """A container first met in an event gets its label thresholds before it is judged."""
+        found = self._overrides_of(container)
+        if any(key not in self._rules for key in found):
+            self._rules = {**self._rules, **found}
+
+    async def close(self) -> None:
+        self.events.abandon()
+        self.engine.close()
+
+
+def _reading(
+    container: Container,
+    check: str,
+    value: float,
+    unit: str,
+    message: str | None = None,
+    *,
+    limit: float | None = None,
+) -> Reading:
+    return Reading(
+        SOURCE, container.name, check, value, unit, limit, container.reading_labels(), message
+    )
+
+
+def _read_cgroups(
+    reader: CgroupReader, wanted: Sequence[tuple[str, CgroupFiles | None, str]]
+) -> tuple[dict[str, Sample], dict[str, CgroupFiles]]:
+    """Blocking: one /proc/stat read, then each container's files (located once, then cached)."""
+    system = reader.system_ns()
+    samples: dict[str, Sample] = {}
+    found: dict[str, CgroupFiles] = {}
+    for container_id, files, parent in wanted:
+        files = files or reader.locate(container_id, parent)
+        if files is None:
+            continue
+        try:
+            samples[container_id] = reader.read(files, system)
+        except (OSError, ValueError, KeyError):
+            continue  # stopped meanwhile, or not where expected: the API answers instead
+        found[container_id] = files
+    return samples, found

@@ -1,0 +1,314 @@
+"""Redis source: clients against the server's own `maxclients`, memory, hit rate, rejections.
+
+One collector per target holds **one** connection (named `poolwatch`), never a pool, so watching
+never costs the server more than one client slot. A lost connection is reopened at once, once;
+after that, attempts wait a capped exponential backoff with jitter. When the server is full, the
+connection poolwatch already holds keeps working and reports the true count; if that connection
+was lost and the server refuses a new one with "max number of clients reached", the collector
+reports the server as up and saturated (`connected_clients` = the limit) instead of down.
+
+INFO fields map to readings through the table in `redis_info` (the README section "Source: Redis"
+says what each reading means; a test checks the two agree).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from redis.asyncio.connection import Connection, parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+
+from poolwatch.config.load import RedisTarget, Rules
+from poolwatch.core import secrets as redact
+from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.runtime.logs import get_logger
+from poolwatch.sources import SourceError
+from poolwatch.sources.redis.info import READINGS, UNITS, Sample, parse_info, resolve_maxclients
+
+SOURCE = "redis"
+CLIENT_NAME = "poolwatch"
+SATURATION_ERROR = "max number of clients reached"
+REDIS_DEFAULT_MAXCLIENTS = 10000
+"""Redis's own default, assumed only when saturated before any limit was ever learned."""
+
+# --- backoff ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before reconnect attempt n+1 after n failures: doubling from `base`, capped at `cap`,
+    then scaled by a random factor in [0.5, 1) so that many poolwatches do not retry in step."""
+
+    base: float = 1.0
+    cap: float = 30.0
+    jitter: Callable[[], float] = random.random
+
+    def delay(self, failures: int) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** max(0, failures - 1))
+        return ceiling * (0.5 + 0.5 * self.jitter())
+
+
+# --- the connection -----------------------------------------------------------------------------
+
+
+class _Wire(Protocol):
+    """The part of redis-py's single `Connection` poolwatch uses (typed here; redis-py is not)."""
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self, nowait: bool = False) -> None: ...
+
+    async def send_command(self, *args: Any, **kwargs: Any) -> None: ...
+
+    async def read_response(self) -> Any: ...
+
+
+def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any], dict[str, Any]]:
+    """Connection class and arguments for a target: its URL, then the configured credentials,
+    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks)."""
+    options: dict[str, Any] = dict(parse_url(target.url))
+    connection_class = options.pop("connection_class", Connection)
+    if target.username:
+        options["username"] = target.username
+    if target.password is not None:
+        options["password"] = target.password.get_secret_value()
+    options.setdefault("protocol", 2)
+    options.update(
+        client_name=CLIENT_NAME,
+        driver_info=None,  # no CLIENT SETINFO: one round trip less, nothing to fail on old servers
+        decode_responses=True,
+        socket_timeout=io_timeout,
+        socket_connect_timeout=io_timeout,
+    )
+    return connection_class, options
+
+
+def address(options: Mapping[str, Any]) -> str:
+    """Where a target is, without credentials: `host:port` or the socket path."""
+    if "path" in options:
+        return str(options["path"])
+    return f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+
+
+class _SaturatedError(Exception):
+    """The server refuses new clients ("max number of clients reached"); `refused_now` when this
+    poll's own attempt was refused, not only an earlier one still backing off."""
+
+    def __init__(self, refused_now: bool) -> None:
+        super().__init__(SATURATION_ERROR)
+        self.refused_now = refused_now
+
+
+class _RefusedError(SourceError):
+    """The server answered a command with an error (unknown command, no permission)."""
+
+
+class RedisCollector:
+    """One Redis target: one connection, INFO every poll, readings from the `READINGS` table."""
+
+    source = SOURCE
+
+    def __init__(
+        self,
+        target: RedisTarget,
+        *,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.instance = target.name
+        self.interval = target.interval
+        self.timeout = target.timeout
+        self.rules: Rules = target.rules
+        self.configured_maxclients = target.max_clients
+        self.backoff = backoff or Backoff()
+        self._clock = clock
+        self._log = get_logger()
+        # a lost connection is followed by a reconnect in the same poll: each gets half the time
+        io_timeout = target.timeout / 2
+        self._invalid: str | None = None
+        try:
+            self._class, self._options = connection_options(target, io_timeout)
+            self.where = address(self._options)
+            self._class(**self._options)  # a URL option redis-py does not know fails here, once
+        except (ValueError, TypeError) as exc:
+            self._class, self._options, self.where = Connection, {}, redact.url(target.url)
+            self._invalid = redact.scrub(f"invalid Redis URL {self.where}: {exc}")
+        self._conn: _Wire | None = None
+        self._config_get = True
+        self._before: Sample | None = None
+        self._maxclients: float | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_failure = ""
+        self._saturated = False
+        self.last_poll_partial = False
+        """True while saturated: only the count is known, so nothing else counts as gone."""
+
+    # --- the poll ---
+
+    async def collect(self) -> Sequence[Reading]:
+        if self._invalid:
+            raise SourceError(self._invalid)
+        self.last_poll_partial = False
+        try:
+            info = await self._info()
+        except _SaturatedError as exc:
+            self.last_poll_partial = True
+            return self._saturated_readings(refused_now=exc.refused_now)
+        from_config = None if "maxclients" in info else await self.maxclients_from_config()
+        maxclients = resolve_maxclients(info, from_config, self.configured_maxclients)
+        self._maxclients = maxclients or self._maxclients
+        now = Sample(info, maxclients)
+        readings = [self._reading(UP_CHECK, 1, None)]
+        for spec in READINGS:
+            measured = spec.measure(now, self._before)
+            if measured is not None:
+                readings.append(self._reading(spec.check, *measured))
+        self._before = now
+        return readings
+
+    async def close(self) -> None:
+        await self._drop()
+
+    def _reading(
+        self, check: str, value: float, limit: float | None, message: str | None = None
+    ) -> Reading:
+        return Reading(SOURCE, self.instance, check, value, UNITS[check], limit, message=message)
+
+    def _saturated_readings(self, *, refused_now: bool) -> list[Reading]:
+        """Server full and our own connection gone: it is up, and at its limit."""
+        limit, how = self._maxclients, "last reported by the server"
+        if limit is None and self.configured_maxclients:
+            limit, how = float(self.configured_maxclients), "configured max_clients"
+        if limit is None:
+            limit, how = float(REDIS_DEFAULT_MAXCLIENTS), "assumed: Redis default"
+        said = f"new connection refused with '{SATURATION_ERROR}'"
+        readings = [
+            self._reading(UP_CHECK, 1, None, f"answers, but {said}"),
+            self._reading(
+                "connected_clients",
+                limit,
+                limit,
+                f"at the limit: poolwatch lost its connection and a {said}; limit {how}",
+            ),
+        ]
+        if refused_now:
+            readings.append(
+                self._reading("rejected_connections", 1, None, "at least poolwatch's own reconnect")
+            )
+        return readings
+
+    # --- talking to the server ---
+
+    async def _info(self) -> dict[str, str]:
+        """INFO over the held connection; reopened at once, once, when it was lost in between."""
+        fresh = self._conn is None
+        if fresh:
+            await self._open()
+        try:
+            return parse_info(await self._command("INFO"))
+        except RedisConnectionError as exc:
+            if fresh:
+                raise self._failed(exc) from None
+        # the connection we held is gone (server restarted, CLIENT KILL): try a new one now
+        await self._open()
+        try:
+            return parse_info(await self._command("INFO"))
+        except RedisConnectionError as exc:
+            raise self._failed(exc) from None
+
+    async def _command(self, *args: str) -> Any:
+        """One command and its answer; any failure but a refusal of the command drops the
+        connection (a half-read answer must never be read as the next one)."""
+        conn = self._conn
+        if conn is None or not conn.is_connected:
+            await self._drop()
+            raise RedisConnectionError("connection lost")
+        try:
+            await conn.send_command(*args)
+            return await conn.read_response()
+        except ResponseError as exc:
+            raise _RefusedError(redact.scrub(f"{self.where}: {args[0]} refused: {exc}")) from None
+        except RedisError as exc:
+            await self._drop()
+            if isinstance(exc, RedisConnectionError):
+                raise
+            raise self._failed(exc) from None
+        except BaseException:
+            await self._drop()
+            raise
+
+    async def maxclients_from_config(self) -> float | None:
+        """`CONFIG GET maxclients` on the held connection (asked only when INFO lacks the limit).
+        Managed servers disable, rename or deny CONFIG: that is an answer (None, logged once and
+        not asked again on this connection), never an error. None when not connected."""
+        if self._conn is None or not self._config_get:
+            return None
+        try:
+            answer = await self._command("CONFIG", "GET", "maxclients")
+        except _RefusedError as exc:
+            self._config_get = False
+            self._log.info("redis_config_get_unavailable", instance=self.instance, reason=str(exc))
+            return None
+        except RedisConnectionError:
+            return None  # INFO got through; the next poll reconnects
+        values = list(answer.values()) if isinstance(answer, dict) else list(answer or [])[1::2]
+        try:
+            return float(values[0])
+        except (IndexError, TypeError, ValueError):
+            return None
+
+    async def _open(self) -> None:
+        """Open the one connection, unless the backoff after earlier failures says not yet."""
+        if self._failures and self._clock() < self._retry_at:
+            wait = self._retry_at - self._clock()
+            if self._saturated:
+                raise _SaturatedError(False)
+            raise SourceError(f"{self._last_failure}; next attempt in {wait:.1f}s")
+        conn = cast(_Wire, self._class(**self._options))
+        try:
+            await conn.connect()
+        except RedisError as exc:
+            await _quietly_disconnect(conn)
+            raise self._failed(exc) from None
+        except BaseException:
+            await _quietly_disconnect(conn)
+            raise
+        self._conn, self._config_get = conn, True
+        if self._failures:
+            self._log.info(
+                "redis_reconnected", instance=self.instance, after_failures=self._failures
+            )
+        self._failures, self._saturated, self._last_failure = 0, False, ""
+
+    def _failed(self, exc: BaseException) -> Exception:
+        """Count a failure, schedule the next attempt, and say what happened, safely."""
+        self._failures += 1
+        self._retry_at = self._clock() + self.backoff.delay(self._failures)
+        reason = str(exc) or type(exc).__name__
+        self._saturated = SATURATION_ERROR in reason
+        if self._saturated:
+            return _SaturatedError(True)
+        where = "" if self.where in reason else f"{self.where}: "
+        self._last_failure = redact.scrub(f"{where}{reason}")
+        return SourceError(self._last_failure)
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await _quietly_disconnect(conn)
+
+
+async def _quietly_disconnect(conn: _Wire) -> None:
+    """Close without waiting on a peer that may be gone; closing cannot fail a poll."""
+    with contextlib.suppress(RedisError, OSError):
+        await conn.disconnect(nowait=True)

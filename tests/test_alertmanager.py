@@ -13,13 +13,15 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from poolwatch.config.load import AlertmanagerConfig, ConfigError, load
+from poolwatch.config.load import ConfigError, load
+from poolwatch.config.secrets import redacted
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event
 from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.plan import build_sinks
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.sinks.alertmanager.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
+from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
 from tests.factories import make_event
 
@@ -148,9 +150,9 @@ class Clock:
         return self.now
 
 
-def config(**changes: Any) -> AlertmanagerConfig:
+def config(**changes: Any) -> AlertmanagerSettings:
     base = {"urls": ["http://am:9093"], "teams": TEAMS, "retry_initial": 0.01, "retry_max": 0.05}
-    return AlertmanagerConfig.model_validate({**base, **changes})
+    return AlertmanagerSettings.model_validate({**base, **changes})
 
 
 async def wait_until(predicate: Any) -> None:
@@ -255,7 +257,7 @@ def test_environment_enables_one_sink_per_peer(tmp_path: Path) -> None:
         "host": "infrastructure",
         "docker": "infrastructure",
     }
-    assert "pw-s3cret" not in json.dumps(loaded.redacted())
+    assert "pw-s3cret" not in json.dumps(redacted(loaded))
     sinks = [s for s in build_sinks(loaded, stdout=False) if isinstance(s, AlertmanagerSink)]
     assert [s.name for s in sinks] == ["alertmanager:am1:9093", "alertmanager:am2:9093"]
     assert len({s.queue.path for s in sinks}) == 2

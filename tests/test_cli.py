@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from poolwatch.sources.host.collector import CHECKS
+from poolwatch.sources.host.readings import CHECKS
 from tests.daemon import BASE_ENV, Daemon
 
 
@@ -36,7 +36,7 @@ def results(stdout: str) -> list[dict[str, Any]]:
 
 def test_once_on_the_default_prints_one_result_per_host_check() -> None:
     # thresholds far away, so that a busy CI machine still counts as quiet
-    done = poolwatch("--once", env={"CPU_WARNING": "101%", "MEMORY_WARNING": "101%"})
+    done = poolwatch("--once", env={"CPU_WARNING": "off", "MEMORY_WARNING": "off"})
     assert done.returncode == 0, done.stderr
     checks = {(r["check"]) for r in results(done.stdout)}
     assert checks == set(CHECKS)
@@ -56,7 +56,7 @@ def test_once_on_the_default_prints_one_result_per_host_check() -> None:
 
 
 def test_once_with_cpu_warning_zero_exits_1() -> None:
-    done = poolwatch("--once", env={"CPU_WARNING": "0", "CPU_CRITICAL": "101"})
+    done = poolwatch("--once", env={"CPU_WARNING": "0", "CPU_CRITICAL": "off"})
     assert done.returncode == 1, done.stdout + done.stderr
     (cpu,) = [r for r in results(done.stdout) if r["check"] == "cpu_percent"]
     assert (cpu["severity"], cpu["alert"], cpu["threshold"]) == ("warning", "HighCPUUsage", 0)

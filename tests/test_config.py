@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch.config import load as configuration
-from poolwatch.config.load import ConfigError, Threshold, load
+from poolwatch.config import fields
+from poolwatch.config.load import ConfigError, load
+from poolwatch.config.rules import Threshold, parse_threshold
+from poolwatch.config.secrets import redacted
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +33,7 @@ def error_of(path: Path | None = None, env: dict[str, str] | None = None) -> str
 def test_documented_example_equals_built_in_defaults() -> None:
     """config/poolwatch.yaml documents the defaults; the two must never drift apart."""
     documented = load(REPO / "config" / "poolwatch.yaml", {})
-    assert documented == load(None, {})
+    assert documented.model_dump() == load(None, {}).model_dump()
 
 
 def test_seed_defaults() -> None:
@@ -141,7 +143,7 @@ postgres:
     target = config.postgres.targets[0]
     assert target.password is not None
     assert target.password.get_secret_value() == "s3cr3t-pw"
-    shown = yaml.safe_dump(config.redacted())
+    shown = yaml.safe_dump(redacted(config))
     for secret_text in ("s3cr3t-pw", "inline-pw", "redis-pw"):
         assert secret_text not in shown
     assert "postgresql://mon:***@db:5432/app" in shown
@@ -187,19 +189,19 @@ def test_missing_secret_file_names_the_key(tmp_path: Path) -> None:
 
 
 def test_durations_and_thresholds_parse() -> None:
-    assert [configuration.parse_duration(t) for t in ("500ms", "5s", "2m", "1h", 7)] == [
+    assert [fields.parse_duration(t) for t in ("500ms", "5s", "2m", "1h", 7)] == [
         0.5,
         5.0,
         120.0,
         3600.0,
         7.0,
     ]
-    assert configuration.parse_threshold("75%") == Threshold(75, True)
-    assert configuration.parse_threshold(" 150 ") == Threshold(150)
+    assert parse_threshold("75%") == Threshold(75, True)
+    assert parse_threshold(" 150 ") == Threshold(150)
     assert Threshold(75, True).resolve(200) == 150
     assert Threshold(75, True).resolve(None) is None
     with pytest.raises(ValueError, match="duration"):
-        configuration.parse_duration("5 parsecs")
+        fields.parse_duration("5 parsecs")
 
 
 def test_docker_reads_cgroups_under_the_mounted_host() -> None:
@@ -238,7 +240,7 @@ webhooks:
         path,
         {
             "POOLWATCH_REDIS_URL": "redis://x",
-            "POOLWATCH_POSTGRES_DSN": "x",
+            "POOLWATCH_POSTGRES_DSN": "postgresql://x",
             "POOLWATCH_WEBHOOK_URL": "ftp://nope",
         },
     )

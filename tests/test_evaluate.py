@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolwatch.config.load import Rule
+from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator, judge
 from poolwatch.core.model import Reading, Severity
 

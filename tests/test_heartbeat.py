@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from poolwatch import cli
-from poolwatch.config.load import Rules
+from poolwatch.config.rules import Rules
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Reading
 from poolwatch.runtime import heartbeat

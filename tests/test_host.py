@@ -15,12 +15,12 @@ from poolwatch.config.load import load
 from poolwatch.core.model import Reading
 from poolwatch.sources import SourceError
 from poolwatch.sources.host.collector import (
-    CHECKS,
     HostCollector,
     host_name,
     parse_mounts,
     parse_net_dev,
 )
+from poolwatch.sources.host.readings import CHECKS
 from tests.readme import documented_checks
 
 MOUNTS = """\

@@ -24,7 +24,7 @@ from poolwatch.sources.host.collector import HostCollector
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[Runner, str, asyncio.Event]]:
-    config = load(None, {"POOLWATCH_INTERVAL": "200ms", "CPU_WARNING": "0", "CPU_CRITICAL": "101"})
+    config = load(None, {"POOLWATCH_INTERVAL": "200ms", "CPU_WARNING": "0", "CPU_CRITICAL": "off"})
     runner = Runner([HostCollector(config.host)], [], Evaluator("test"))
     listener = Listener(
         "127.0.0.1:0",

@@ -91,7 +91,7 @@ class Watching:
             await self.collector.connected.wait()
 
 
-def docker_config(**changes: Any) -> config.DockerConfig:
+def docker_config(**changes: Any) -> config.DockerSettings:
     base = config.load(env={}).docker
     return base.model_copy(update={"enabled": "on", "interval": 0.5, "timeout": 5.0, **changes})
 

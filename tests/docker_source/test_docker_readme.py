@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from poolwatch.sources.docker.collector import CHECKS
+from poolwatch.sources.docker.readings import CHECKS
 
 README = Path(__file__).parents[2] / "README.md"
 

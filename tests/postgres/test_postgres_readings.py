@@ -28,7 +28,8 @@ from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading, now_utc
 from poolwatch.runtime.scheduler import Runner, owner_of
-from poolwatch.sources.postgres.collector import CHECKS, PostgresCollector
+from poolwatch.sources.postgres.collector import PostgresCollector
+from poolwatch.sources.postgres.readings import CHECKS
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 
 from poolwatch.config import load as config
 from poolwatch.runtime.plan import build_collectors
-from poolwatch.sources import Collector, Partial, SourceError
+from poolwatch.sources import Collector, Partial
 from poolwatch.sources.postgres.collector import (
     MAX_LABEL_VALUES,
     OTHER,
@@ -16,7 +16,7 @@ from poolwatch.sources.postgres.collector import (
     _bounded,
     deadlock_delta,
 )
-from poolwatch.sources.postgres.dsn import libpq_uri, parse_keywords
+from poolwatch.sources.postgres.dsn import DsnError, libpq_uri, parse_keywords
 
 
 def test_parse_keywords_quotes_and_escapes() -> None:
@@ -32,16 +32,16 @@ def test_parse_keywords_quotes_and_escapes() -> None:
 
 @pytest.mark.parametrize("bad", ["host", "host=db port", "password='open"])
 def test_parse_keywords_rejects(bad: str) -> None:
-    with pytest.raises(SourceError):
+    with pytest.raises(DsnError):
         parse_keywords(bad)
 
 
-async def test_bad_dsn_is_a_failed_poll_not_a_crash() -> None:
-    loaded = config.load(env={"POOLWATCH_POSTGRES_DSN": "host=db password='s3cret-unclosed"})
-    collector = PostgresCollector(loaded.postgres.targets[0])
-    with pytest.raises(SourceError) as caught:
-        await collector.collect()
+def test_bad_dsn_is_refused_at_load_without_its_password() -> None:
+    """A typo in a DSN is the operator's to fix, not "PostgreSQL down": load refuses it."""
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(env={"POOLWATCH_POSTGRES_DSN": "host=db password='s3cret-unclosed"})
     assert "s3cret" not in str(caught.value)
+    assert "POOLWATCH_POSTGRES_DSN" in str(caught.value)
 
 
 def test_libpq_uri() -> None:

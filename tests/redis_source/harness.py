@@ -22,11 +22,12 @@ import pytest
 import redis
 from tests.net import free_port
 
-from poolwatch.config.load import RedisTarget, load
+from poolwatch.config.load import load
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.sources.redis.collector import RedisCollector
+from poolwatch.sources.redis.settings import RedisTarget
 
 FD_WANTED = 4096
 FD_NEEDED = 2300

@@ -8,7 +8,7 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from tests.net import free_port
 from tests.redis_source.harness import readme_readings
 
-from poolwatch.config.load import RedisTarget, load
+from poolwatch.config.load import ConfigError, load
 from poolwatch.sources import SourceError
 from poolwatch.sources.redis.collector import Backoff, RedisCollector, address, connection_options
 from poolwatch.sources.redis.info import (
@@ -19,6 +19,7 @@ from poolwatch.sources.redis.info import (
     parse_info,
     resolve_maxclients,
 )
+from poolwatch.sources.redis.settings import RedisTarget
 
 
 def redis_target(url: str) -> RedisTarget:
@@ -151,12 +152,12 @@ def test_connection_options_credentials_and_name() -> None:
     "url",
     ["memcached://u:hunter2-secret@cache:11211", "redis://u:hunter2-secret@cache/0?colour=red"],
 )
-async def test_unusable_url_is_a_failed_collection_without_the_password(url: str) -> None:
-    collector = RedisCollector(redis_target(url))
-    with pytest.raises(SourceError) as failure:
-        await collector.collect()
+def test_unusable_url_is_refused_at_load_without_the_password(url: str) -> None:
+    """A URL redis-py cannot use is a config error naming the variable, not "Redis down"."""
+    with pytest.raises(ConfigError) as failure:
+        redis_target(url)
     assert "hunter2-secret" not in str(failure.value)
-    assert "invalid Redis URL" in str(failure.value)
+    assert "redis.targets.0" in str(failure.value)
 
 
 def test_readme_documents_every_check_with_its_unit() -> None:

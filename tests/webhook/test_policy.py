@@ -8,11 +8,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from tests.webhook.conftest import SECRET
 
-from poolwatch.config.load import signing_key
 from poolwatch.sinks.durable.answers import classify
 from poolwatch.sinks.durable.delivery import Delivered, Reject, Retry
 from poolwatch.sinks.durable.retry import Backoff, parse_retry_after
 from poolwatch.sinks.webhook import signing
+from poolwatch.sinks.webhook.signing import signing_key
 
 
 def test_backoff_doubles_from_initial_to_the_cap_with_jitter_in_the_upper_half() -> None:

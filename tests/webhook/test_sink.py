@@ -17,9 +17,9 @@ from tests.net import free_port
 from tests.webhook.conftest import SECRET
 from tests.webhook.receiver import Answer, Receiver
 
-from poolwatch.config.load import WebhookConfig
 from poolwatch.core import secrets as redact
 from poolwatch.core.model import Event, now_utc
+from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.sink import WebhookSink
 
 pytestmark = pytest.mark.integration
@@ -29,8 +29,8 @@ def event(n: int) -> Event:
     return make_event(value=160.0 + n, time=now_utc())
 
 
-def hook(url: str, **extra: Any) -> WebhookConfig:
-    config = WebhookConfig.model_validate(
+def hook(url: str, **extra: Any) -> WebhookSettings:
+    config = WebhookSettings.model_validate(
         {"name": "audit", "url": url, "retry_initial": "50ms", "retry_max": "200ms", **extra}
     )
     redact.register(config.bearer_token.get_secret_value() if config.bearer_token else None)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from poolwatch.core.model import UP_CHECK, Reading, Severity
 
 if TYPE_CHECKING:
-    from poolwatch.config.load import Rule
+    from poolwatch.config.rules import Rule
 
 SOURCE_TITLES = {"postgres": "PostgreSQL", "redis": "Redis", "host": "Host", "docker": "Docker"}
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from poolwatch.config.load import Rule
+from poolwatch.config.rules import Rule
 from poolwatch.core.describe import describe_event, describe_reading
 from poolwatch.core.model import AlertKey, Event, Reading, Severity
 

@@ -1,19 +1,20 @@
-"""Keep secrets out of every line poolwatch writes.
+"""Keep secrets out of every line poolwatch writes, without rewriting what it reports.
 
-Two nets: URLs/DSNs lose their password wherever they are formatted (`url()`), and every secret
-value the config holds is registered here so that `scrub()` (a structlog processor runs it on
-every log line and event) replaces it even inside a driver's error message.
+Two tools, both pure: `url()` masks the password of a URL or libpq DSN wherever one is formatted,
+and a `Scrubber`, built from the secrets the configuration declares (see
+`poolwatch.config.secrets`), masks those values in free text: the reasons and exception strings
+that come from outside poolwatch (a driver's error, a receiver's answer). A secret is masked only
+as a whole token, never inside a longer word, and structured fields (source, instance, check,
+labels, alert names) are never scrubbed at all: a password `postgres` must not turn the event's
+`"source": "postgres"` into `"***"`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-if TYPE_CHECKING:
-    from poolwatch.config.load import Config
 
 MASK = "***"
 _SECRET_QUERY_KEYS = {"password", "pass", "secret", "token", "sslpassword", "api_key"}
@@ -22,13 +23,12 @@ _USERINFO_PASSWORD = re.compile(
 )
 _KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|pass|secret|token)\s*=\s*('[^']*'|\S+)")
 
-_registered: set[str] = set()
-
-
-def register(secret: str | None) -> None:
-    """Remember a secret value so that `scrub` masks it wherever it shows up."""
-    if secret and len(secret) >= 3:
-        _registered.add(secret)
+FREE_TEXT_KEYS = frozenset(
+    {"reason", "error", "exception", "exc_info", "detail", "response", "address", "url", "dsn"}
+)
+"""Log fields that may hold text from outside poolwatch; the log net scrubs only these. Event
+fields are never among them: an event's `message` is composed by poolwatch from structured
+values and reasons that were scrubbed where they entered (the runtime's failure reasons)."""
 
 
 def url(text: str) -> str:
@@ -53,54 +53,59 @@ def url(text: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def scrub(text: str) -> str:
-    """Mask registered secrets and URL passwords in free text (error messages, log lines)."""
-    for secret in _registered:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    text = _USERINFO_PASSWORD.sub(rf"\g<scheme>\g<user>:{MASK}@", text)
-    return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}={MASK}", text)
-
-
-def scrub_value(value: object) -> object:
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {key: scrub_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrub_value(item) for item in value]
-    return value
-
-
-def processor(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """structlog processor: the last net before a line is rendered."""
-    for key, value in event_dict.items():
-        event_dict[key] = scrub_value(value)
-    return event_dict
-
-
-def register_config_secrets(config: Config) -> None:
-    """Register every secret the config holds (passwords, signing secrets, DSN passwords)."""
-    for pg in config.postgres.targets:
-        register(pg.password.get_secret_value() if pg.password else None)
-        register(_url_password(pg.dsn))
-    for rd in config.redis.targets:
-        register(rd.password.get_secret_value() if rd.password else None)
-        register(_url_password(rd.url))
-    for hook in config.webhooks:
-        register(hook.secret.get_secret_value() if hook.secret else None)
-        register(hook.bearer_token.get_secret_value() if hook.bearer_token else None)
-        register(hook.password.get_secret_value() if hook.password else None)
-        register(_url_password(hook.url))
-    for url in config.alertmanager.urls:
-        register(_url_password(url))
-
-
-def _url_password(text: str) -> str | None:
+def url_password(text: str) -> str | None:
+    """The password a URL (userinfo or query) or libpq keyword DSN carries, if any."""
     if "://" not in text:
         match = _KEYWORD_PASSWORD.search(text)
         return match.group(2).strip("'") if match else None
     try:
-        return urlsplit(text).password
+        parts = urlsplit(text)
+        password = parts.password
     except ValueError:
         return None
+    if password:
+        return password
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() in _SECRET_QUERY_KEYS and value:
+            return value
+    return None
+
+
+def mask_urls(text: str) -> str:
+    """Free text with the password of every URL or `password=` keyword in it masked."""
+    text = _USERINFO_PASSWORD.sub(rf"\g<scheme>\g<user>:{MASK}@", text)
+    return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}={MASK}", text)
+
+
+class Scrubber:
+    """Masks the configured secrets in free text, each only as a whole token.
+
+    Built once from the configuration's declared secrets and passed to what writes free text
+    (the log pipeline, the runtime's failure reasons): no module-global registry.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # a token boundary: not inside a longer word or number (`a` in `alpha` stays)
+        alternatives = "|".join(re.escape(value) for value in values)
+        self._pattern = (
+            re.compile(rf"(?<![A-Za-z0-9_])(?:{alternatives})(?![A-Za-z0-9_])") if values else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return mask_urls(text)
+
+    def log_processor(
+        self, _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> Any:
+        """structlog processor: the last net, over the free-text fields of a log line only."""
+        for key in FREE_TEXT_KEYS.intersection(event_dict):
+            value = event_dict[key]
+            if isinstance(value, str):
+                event_dict[key] = self(value)
+        return event_dict
+
+
+scrub = mask_urls  # TODO(merge): callers move to poolwatch.core.reasons

@@ -1,7 +1,8 @@
 """structlog set-up, done once by the entry point: JSON lines off a terminal, colour on one.
 
-Every line passes `redact.processor` last before rendering, so no secret reaches the output even
-inside a driver's error text.
+Every line passes the configuration's `Scrubber` last before rendering: the free-text fields
+(reasons, errors) lose any configured secret, even inside a driver's error text, while structured
+fields (an event's source, instance, labels) are never rewritten.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-from poolwatch.core import secrets as redact
 from poolwatch.core.model import now_utc, rfc3339
+from poolwatch.core.secrets import Scrubber
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -29,9 +30,14 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
-def configure(log_format: LogFormat = "auto", stream: TextIO | None = None) -> None:
+def configure(
+    log_format: LogFormat = "auto",
+    stream: TextIO | None = None,
+    scrubber: Scrubber | None = None,
+) -> None:
     """Route every structlog logger to `stream` (stdout by default) in the chosen format."""
     stream = stream or sys.stdout
+    scrubber = scrubber or Scrubber()
     console = log_format == "console" or (log_format == "auto" and stream.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=stream.isatty())
@@ -44,7 +50,7 @@ def configure(log_format: LogFormat = "auto", stream: TextIO | None = None) -> N
             structlog.processors.add_log_level,
             _add_time,
             structlog.processors.format_exc_info,
-            redact.processor,
+            scrubber.log_processor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from poolwatch.config.load import Rules
 from poolwatch.core import secrets as redact
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import Sink
-from poolwatch.sources import Collector, Partial, SourceError, Watcher
+from poolwatch.sources import Collector, Partial, Planned, SourceError, Watcher
 
 _CLOSE_TIMEOUT = 2.0
 
@@ -71,6 +70,7 @@ class Runner:
         shutdown_timeout: float = 5.0,
         clock: Callable[[], datetime] = now_utc,
         log_samples: bool = False,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self.collectors = list(collectors)
         self.sinks = list(sinks)
@@ -78,6 +78,8 @@ class Runner:
         self.shutdown_timeout = shutdown_timeout
         self.clock = clock
         self.log_samples = log_samples
+        self.scrub = scrub
+        """Masks the configured secrets in failure reasons: text from outside poolwatch."""
         self.stats = Stats()
         self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
         self._identities: dict[str, object] = {}
@@ -98,7 +100,7 @@ class Runner:
         except Exception as exc:
             self.stats.durations[owner] = time.monotonic() - started
             self.stats.failures[owner] = self.stats.failures.get(owner, 0) + 1
-            message = failure_message(exc, collector.timeout)
+            message = self.scrub(failure_message(exc, collector.timeout))
             self._log.warning(
                 "collection_failed",
                 source=collector.source,
@@ -295,19 +297,6 @@ async def _close_collector(collector: Collector) -> None:
     with contextlib.suppress(Exception):
         async with asyncio.timeout(_CLOSE_TIMEOUT):
             await collector.close()
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One collector a config asks for: who it is, what needs a new connection when it changes
-    (`identity`), what may change under a running collector, and how to build it."""
-
-    owner: str
-    identity: object
-    rules: Rules
-    interval: float
-    timeout: float
-    build: Callable[[], Collector]
 
 
 def _sample_name(reading: Reading) -> str:

@@ -8,9 +8,11 @@ must be safe to log) or returning an `up` reading of 0. The runner turns any exc
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from poolwatch.config.load import Rules
+from poolwatch.config.fields import Frozen
+from poolwatch.config.rules import Rules
 from poolwatch.core.model import Reading
 
 Publish = Callable[[Sequence[Reading]], Awaitable[None]]
@@ -55,3 +57,30 @@ class Partial(Protocol):
     pool: the count is known, the rest is not). The runner then resolves nothing as "gone"."""
 
     last_poll_partial: bool
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One collector a config asks for: who it is, what needs a new connection when it changes
+    (`identity`), what may change under a running collector, and how to build it."""
+
+    owner: str
+    identity: object
+    rules: Rules
+    interval: float
+    timeout: float
+    build: Callable[[], Collector]
+
+
+class _Judged(Protocol):
+    rules: Rules
+    interval: float
+    timeout: float
+
+
+def planned(owner: str, settings: Frozen, build: Callable[[], Collector]) -> Planned:
+    """A `Planned` from a target's settings: its identity is everything but what a running
+    collector takes over without reconnecting (rules, interval, timeout)."""
+    judged: _Judged = settings  # type: ignore[assignment]
+    identity = settings.model_copy(update={"rules": {}, "interval": 0.0, "timeout": 0.0})
+    return Planned(owner, identity, judged.rules, judged.interval, judged.timeout, build)

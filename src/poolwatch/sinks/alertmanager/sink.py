@@ -35,12 +35,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from poolwatch import __version__
-from poolwatch.config.load import AlertmanagerConfig
 from poolwatch.core import secrets as redact
 from poolwatch.core.model import Event, now_utc, rfc3339
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
 from poolwatch.sinks.alertmanager.alertbook import VALIDITY_RESENDS, Alert, AlertBook, stamp
+from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.durable.answers import classify, read_snippet
 from poolwatch.sinks.durable.delivery import Delivered, DeliveryLoop, Outcome, Reject, Retry
 from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
@@ -71,7 +71,7 @@ def encode(alerts: list[Alert]) -> bytes:
 
 
 def build_client(
-    config: AlertmanagerConfig, transport: httpx.AsyncBaseTransport | None = None
+    config: AlertmanagerSettings, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
     """Basic auth, when wanted, comes from the URL's userinfo (httpx applies it per request);
     `transport` is for tests."""
@@ -93,7 +93,7 @@ class AlertmanagerSink:
 
     def __init__(
         self,
-        config: AlertmanagerConfig,
+        config: AlertmanagerSettings,
         url: str,
         state_dir: Path,
         *,

@@ -7,6 +7,7 @@ attempt's, so a retry hours later is not refused as a replay; id and body never 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 
@@ -23,3 +24,15 @@ def headers(key: bytes | None, msg_id: str, timestamp: int, body: bytes) -> dict
     if key is not None:
         out["webhook-signature"] = signature(key, msg_id, timestamp, body)
     return out
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: `whsec_` + base64 of at least 24 bytes."""
+    encoded = secret.strip().removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("expected a secret like whsec_<base64>") from None
+    if len(key) < 24:
+        raise ValueError("expected a secret like whsec_<base64> of at least 24 bytes")
+    return key

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 
 from poolwatch import __version__
-from poolwatch.config.load import WebhookConfig, signing_key
 from poolwatch.core import secrets as redact
 from poolwatch.core.model import Event
 from poolwatch.runtime.logs import get_logger
@@ -30,6 +29,8 @@ from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcom
 from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
 from poolwatch.sinks.durable.retry import Backoff
 from poolwatch.sinks.webhook import signing
+from poolwatch.sinks.webhook.settings import WebhookSettings
+from poolwatch.sinks.webhook.signing import signing_key
 
 
 def queue_path(state_dir: Path, name: str) -> Path:
@@ -41,7 +42,7 @@ def encode(event: Event) -> bytes:
     return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def build_client(config: WebhookConfig) -> httpx.AsyncClient:
+def build_client(config: WebhookSettings) -> httpx.AsyncClient:
     """One pooled client per sink with the TLS, auth and header settings of its config."""
     try:
         tls = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
@@ -51,7 +52,7 @@ def build_client(config: WebhookConfig) -> httpx.AsyncClient:
         named = (("ca_file", config.ca_file), ("client_cert", config.client_cert))
         files = ", ".join(f"{key} {path}" for key, path in named if path)
         raise SinkError(f"cannot load TLS files ({files}): {exc.strerror or exc}") from None
-    headers = {"user-agent": f"poolwatch/{__version__}", **config.headers}
+    headers = {"user-agent": f"poolwatch/{__version__}", **config.header_values()}
     headers["content-type"] = "application/json"
     if config.bearer_token is not None:
         headers["authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"
@@ -70,7 +71,7 @@ def build_client(config: WebhookConfig) -> httpx.AsyncClient:
 class WebhookSink:
     """Sink protocol over a durable queue + delivery loop; `deliver` is the HTTP half."""
 
-    def __init__(self, config: WebhookConfig, state_dir: Path) -> None:
+    def __init__(self, config: WebhookSettings, state_dir: Path) -> None:
         self.config = config
         self.name = f"webhook:{config.name}"
         self._key = signing_key(config.secret.get_secret_value()) if config.secret else None

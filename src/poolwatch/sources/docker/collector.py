@@ -23,7 +23,8 @@ from typing import Any
 
 import docker.errors
 
-from poolwatch.config.load import DockerConfig, Rule, Rules, format_duration
+from poolwatch.config.fields import format_duration
+from poolwatch.config.rules import Rule, Rules
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish, SourceError
@@ -37,6 +38,7 @@ from poolwatch.sources.docker.engine import (
     EventStream,
     version_tuple,
 )
+from poolwatch.sources.docker.settings import DockerSettings
 from poolwatch.sources.docker.stats import (
     Sample,
     cpu_limit_percent,
@@ -48,15 +50,6 @@ from poolwatch.sources.docker.watch import follow
 
 SOURCE = "docker"
 ENGINE_INSTANCE = "engine"
-CHECKS = (
-    UP_CHECK,
-    "cpu_percent",
-    "memory_percent",
-    "memory_usage_bytes",
-    "restarts",
-    "oom_killed",
-    "healthy",
-)
 PRIME_SECONDS = 0.5
 """The first poll samples twice this far apart, so that even `--once` has a CPU %."""
 
@@ -95,7 +88,7 @@ class DockerCollector:
 
     def __init__(
         self,
-        config: DockerConfig,
+        config: DockerSettings,
         environment: Mapping[str, str] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -236,7 +229,7 @@ class DockerCollector:
             except docker.errors.NotFound:
                 return  # removed since the list; the next poll forgets it
             state = data.get("State") or {}
-            host_config = data.get("HostConfig") or {}
+            host_config = data.get("HostSettings") or {}
             self.activity.inspected(
                 container.id,
                 int(data.get("RestartCount") or 0),

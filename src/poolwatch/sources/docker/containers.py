@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from poolwatch.config.load import Rule, Rules, parse_threshold
+from poolwatch.config.rules import Rule, Rules, parse_threshold
 
 MAX_LABEL_LENGTH = 128
 ENABLE_LABEL = "poolwatch.enable"

@@ -28,20 +28,12 @@ from pathlib import Path
 
 import psutil
 
-from poolwatch.config.load import HostConfig, Rules
+from poolwatch.config.rules import Rules
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.sources import SourceError
+from poolwatch.sources.host.settings import HostSettings
 
 SOURCE = "host"
-CHECKS = (
-    UP_CHECK,
-    "cpu_percent",
-    "memory_percent",
-    "load1",
-    "network_receive_bytes_per_second",
-    "network_transmit_bytes_per_second",
-    "disk_percent",
-)
 
 PSEUDO_FILESYSTEMS = frozenset(
     (
@@ -152,7 +144,7 @@ class HostCollector:
 
     source = SOURCE
 
-    def __init__(self, config: HostConfig, instance: str | None = None) -> None:
+    def __init__(self, config: HostSettings, instance: str | None = None) -> None:
         self.instance = instance or host_name(config.rootfs)
         self.interval = config.interval
         self.timeout = config.timeout

@@ -30,31 +30,19 @@ from typing import Any
 
 import asyncpg
 
-from poolwatch.config.load import PostgresTarget, Rules
+from poolwatch.config.rules import Rules
 from poolwatch.core import secrets as redact
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
-from poolwatch.sources.postgres.dsn import libpq_uri
+from poolwatch.sources.postgres.dsn import DsnError, libpq_uri
+from poolwatch.sources.postgres.settings import PostgresTarget
 
 SOURCE = "postgres"
 APPLICATION_NAME = "poolwatch"
 TOO_MANY_CONNECTIONS = "53300"
 SATURATED_MESSAGE = "server refused a new connection: too many clients (SQLSTATE 53300)"
 
-CHECKS = (
-    UP_CHECK,
-    "connections",
-    "connections_by_state",
-    "connections_waiting_on_locks",
-    "connections_by_database",
-    "connections_by_user",
-    "longest_query_seconds",
-    "oldest_transaction_seconds",
-    "idle_in_transaction_seconds",
-    "deadlocks",
-    "database_size_bytes",
-)
 
 STATES = {
     "active": "active",
@@ -184,7 +172,7 @@ class PostgresCollector:
         self._dsn_error: str | None = None
         try:
             self._dsn = libpq_uri(target.dsn)
-        except SourceError as exc:  # reported by every poll, like any other failure
+        except DsnError as exc:  # refused at load; kept for a target built by hand
             self._dsn_error = f"invalid DSN: {exc}"
         self._password = target.password.get_secret_value() if target.password else None
         self._clock, self._jitter = clock, jitter

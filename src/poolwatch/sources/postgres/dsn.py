@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from poolwatch.sources import SourceError
+
+class DsnError(ValueError):
+    """A DSN that libpq would refuse; the message names the keyword, never its value."""
 
 
 def libpq_uri(dsn: str) -> str | None:
@@ -46,7 +48,7 @@ def parse_keywords(text: str) -> dict[str, str]:
         while i < n and text[i].isspace():
             i += 1
         if i >= n or text[i] != "=" or not key:
-            raise SourceError(f"DSN keyword {key!r} has no value (expected key=value)")
+            raise DsnError(f"DSN keyword {key!r} has no value (expected key=value)")
         i += 1
         while i < n and text[i].isspace():
             i += 1
@@ -65,6 +67,6 @@ def parse_keywords(text: str) -> dict[str, str]:
             value.append(text[i])
             i += 1
         if quoted:
-            raise SourceError(f"DSN keyword {key!r}: unterminated quoted value")
+            raise DsnError(f"DSN keyword {key!r}: unterminated quoted value")
         params[key] = "".join(value)
     return params

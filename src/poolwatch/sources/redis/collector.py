@@ -24,12 +24,13 @@ from redis.asyncio.connection import Connection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
-from poolwatch.config.load import RedisTarget, Rules
+from poolwatch.config.rules import Rules
 from poolwatch.core import secrets as redact
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.redis.info import READINGS, UNITS, Sample, parse_info, resolve_maxclients
+from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
 CLIENT_NAME = "poolwatch"
@@ -90,6 +91,15 @@ def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any
         socket_connect_timeout=io_timeout,
     )
     return connection_class, options
+
+
+def check_options(target: RedisTarget) -> None:
+    """Raise ValueError (with the URL's password masked) when redis-py cannot use the target."""
+    try:
+        connection_class, options = connection_options(target, 1.0)
+        connection_class(**options)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(redact.mask_urls(f"redis-py cannot use it ({exc})")) from None
 
 
 def address(options: Mapping[str, Any]) -> str:

@@ -143,3 +143,6 @@ def resolve_maxclients(
         if candidate:
             return float(candidate)
     return None
+
+
+BOUNDED_PERCENT = frozenset({"memory_percent", "keyspace_hit_rate_percent"})

@@ -1,0 +1,75 @@
+"""The whole configuration: the core keys, and one field per plugin.
+
+This class is the registry: a source or sink plugin is one field here, typed with its settings
+model; the loader finds each plugin's defaults, environment variables and inheritance through
+that type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import PrivateAttr, field_validator
+
+from poolwatch.config.fields import Duration, Frozen, ListenAddress, unique_names
+from poolwatch.config.plugin import EnvVar, SourceSettings
+from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
+from poolwatch.sinks.webhook.settings import WebhookSettings
+from poolwatch.sources.docker.settings import DockerSettings
+from poolwatch.sources.host.settings import HostSettings
+from poolwatch.sources.postgres.settings import PostgresSettings
+from poolwatch.sources.redis.settings import RedisSettings
+
+
+class Config(Frozen):
+    ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
+        EnvVar("POOLWATCH_INTERVAL", ("interval",)),
+        EnvVar("POOLWATCH_STATE_DIR", ("state_dir",)),
+        EnvVar("POOLWATCH_LOG_FORMAT", ("log_format",)),
+        EnvVar("POOLWATCH_LISTEN", ("listen",)),
+    )
+
+    interval: Duration
+    timeout: Duration
+    shutdown_timeout: Duration
+    state_dir: Path
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_samples: bool = False
+    listen: ListenAddress | None = None
+    defaults: dict[str, Any]
+    # --- sources: one field per plugin -------------------------------------------------------
+    host: HostSettings
+    postgres: PostgresSettings
+    redis: RedisSettings
+    docker: DockerSettings
+    # --- sinks (stdout is always on) ----------------------------------------------------------
+    webhooks: list[WebhookSettings] = []
+    alertmanager: AlertmanagerSettings
+
+    _notes: tuple[str, ...] = PrivateAttr(default=())
+    _origin: str = PrivateAttr(default="built-in defaults")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique(cls, hooks: list[WebhookSettings]) -> list[WebhookSettings]:
+        return unique_names(hooks)
+
+    def sources(self) -> list[SourceSettings]:
+        """Every source section, in the order of the fields above."""
+        return [
+            value
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SourceSettings)
+        ]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the loader decided for the operator (a default that gave way): shown at start
+        and by --check-config."""
+        return self._notes
+
+    @property
+    def origin(self) -> str:
+        """Where the configuration came from: the file, environment variables, or neither."""
+        return self._origin

@@ -1,0 +1,83 @@
+"""What every source plugin's settings share: the judged part (interval, timeout, rules checked
+against the plugin's readings table) and the environment variables the plugin answers to.
+
+A plugin's `settings.py` subclasses `SourceSettings` (and `Judged` for its targets); the loader
+reads `ENVIRONMENT`, `defaults.yaml` beside it, and `TARGET_INHERITS` from there, so adding a
+source touches its own folder, one field of `poolwatch.config.model.Config`, and the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import field_validator
+
+from poolwatch.config.fields import Duration, Frozen
+from poolwatch.config.rules import Rules, Threshold
+
+if TYPE_CHECKING:
+    from poolwatch.sources import Planned
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One environment variable: where its value goes under the plugin's section.
+
+    A list of named items (`targets`, `webhooks`) takes the item's name as the next path element:
+    `("targets", "main", "dsn")` sets the DSN of target `main`, adding it when the YAML has none.
+    """
+
+    name: str
+    path: tuple[str, ...]
+    split: bool = False
+    """A comma-separated list."""
+    needs: str | None = None
+    """Only read when this other variable is set."""
+
+
+class Judged(Frozen):
+    """Something a collector polls and judges: on an interval, under a timeout, by rules."""
+
+    CHECKS: ClassVar[tuple[str, ...]] = ()
+    """Every check the plugin emits (its readings table); a rule for another name is a typo."""
+    BOUNDED_PERCENT: ClassVar[frozenset[str]] = frozenset()
+    """Checks whose value is a percentage that cannot pass 100."""
+
+    interval: Duration
+    timeout: Duration
+    rules: Rules
+
+    @field_validator("rules")
+    @classmethod
+    def _known_checks(cls, rules: Rules) -> Rules:
+        for check, rule in rules.items():
+            if cls.CHECKS and check not in cls.CHECKS:
+                known = ", ".join(cls.CHECKS)
+                raise ValueError(f"[{check}] no check named {check!r}; this source has {known}")
+            for level in ("warning", "critical"):
+                threshold: Threshold | None = getattr(rule, level)
+                if threshold is None:
+                    continue
+                bounded = threshold.percent or check in cls.BOUNDED_PERCENT
+                if bounded and threshold.number > 100:
+                    meant = f" (did you mean {threshold.number / 10:g}%?)"
+                    raise ValueError(
+                        f"[{check}.{level}] {threshold} is above 100% and can never be reached; "
+                        f"give a percentage from 0 to 100{meant}"
+                    )
+        return rules
+
+
+class SourceSettings(Judged):
+    """One source's section of the config."""
+
+    ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = ()
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ()
+    """Section keys each target takes unless it says otherwise (e.g. `max_connections`)."""
+
+    async def plan(self, running: Collection[str]) -> list[Planned]:
+        """The collectors this section asks for; `running` names those a reload starts from.
+        Collector modules are imported here, only when the source is enabled."""
+        raise NotImplementedError

@@ -1,0 +1,201 @@
+"""Wiring of the two ways poolwatch runs: the daemon (until SIGTERM) and `--once`.
+
+The CLI parses arguments and maps outcomes to exit codes; everything that builds and connects
+parts lives here, so that the command line stays a thin shell over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from poolwatch import __version__
+from poolwatch.config.load import ConfigError, load
+from poolwatch.config.model import Config
+from poolwatch.config.secrets import secret_values
+from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.secrets import Scrubber
+from poolwatch.runtime import heartbeat, logs
+from poolwatch.runtime.notify import firing_events
+from poolwatch.runtime.once import check_once, worst, write_json, write_table
+from poolwatch.runtime.plan import build_collectors, build_sinks, plan
+from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.sinks import SinkError
+from poolwatch.sources.host.collector import host_name
+
+
+class StartError(Exception):
+    """The daemon cannot start (a port it cannot bind, a sink it cannot open); `str()` is the
+    one line for stderr."""
+
+
+def scrubber_for(config: Config) -> Scrubber:
+    """The scrubber of every secret the configuration declares."""
+    return Scrubber(secret_values(config))
+
+
+async def once(config: Config, output: str, out: TextIO, *, notify: bool = False) -> int:
+    """`--once`: every check once, printed; the worst severity as the exit code."""
+    scrub = scrubber_for(config)
+    # diagnostics go to stderr so stdout holds only results
+    logs.configure("json" if output == "json" else config.log_format, sys.stderr, scrub)
+    for note in config.notes:
+        logs.get_logger().warning("config_note", note=note)
+    host = host_name(config.host.rootfs)
+    runner = Runner(
+        await build_collectors(config),
+        build_sinks(config, stdout=False) if notify else [],
+        Evaluator(host),
+        shutdown_timeout=config.shutdown_timeout,
+        scrub=scrub,
+    )
+    try:
+        results = await check_once(runner)
+        if output == "table" or (output == "auto" and out.isatty()):
+            write_table(results, out, colour=out.isatty())
+        else:
+            write_json(results, out)
+        out.flush()
+        if notify:
+            try:
+                await runner.start_sinks()
+            except SinkError as exc:
+                runner.sinks = []  # start_sinks closed the ones it had opened
+                print(f"poolwatch: --notify: {exc}", file=sys.stderr)
+            else:
+                await runner.deliver(firing_events(results, host))
+    finally:
+        # durable sinks keep what they could not deliver within shutdown_timeout
+        await runner.shutdown()
+    return int(worst(results))
+
+
+async def daemon(config: Config, path: Path | None) -> None:
+    """Run until SIGTERM/SIGINT; raises `StartError` when a part cannot start."""
+    logs.configure(config.log_format, scrubber=scrubber_for(config))
+    log = logs.get_logger()
+    for note in config.notes:
+        log.warning("config_note", note=note)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.error("forced_exit", signal=signal.Signals(signum).name)
+            os._exit(3)
+        log.info(
+            "stopping", signal=signal.Signals(signum).name, deadline_seconds=config.shutdown_timeout
+        )
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    runner = Runner(
+        [],
+        build_sinks(config),
+        Evaluator(host_name(config.host.rootfs)),
+        shutdown_timeout=config.shutdown_timeout,
+        log_samples=config.log_samples,
+        scrub=scrubber_for(config),
+    )
+    await runner.apply(await plan(config))
+    reloader = Reloader(runner, config, path)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    listener = None
+    if config.listen:
+        # imported here: --once and --check-config never serve /metrics
+        from poolwatch.runtime.health import liveness, readiness
+        from poolwatch.runtime.listener import Listener
+        from poolwatch.runtime.metrics import registry_for
+
+        listener = Listener(
+            config.listen,
+            registry_for(runner, lambda: runner.sinks),
+            lambda: liveness(runner),
+            lambda: readiness(runner),
+        )
+        try:
+            await listener.start()
+        except OSError as exc:
+            await runner.shutdown()
+            raise StartError(
+                f"listen {config.listen}: cannot listen there ({exc.strerror or exc}); "
+                "free the port or set another POOLWATCH_LISTEN"
+            ) from None
+    log.info(
+        "started",
+        version=__version__,
+        config=config.origin,
+        sources=[f"{c.source}:{c.instance}" for c in runner.collectors],
+        sinks=[s.name for s in runner.sinks],
+        listen=f"{listener.host}:{listener.port}" if listener else None,
+    )
+    beat = heartbeat.Heartbeat(
+        config.state_dir / heartbeat.FILE_NAME, lambda: runner.collectors, runner.stats.last_turn
+    )
+    beating = asyncio.create_task(beat.run(), name="heartbeat")
+    try:
+        await runner.run(stop)
+    except SinkError as exc:
+        raise StartError(str(exc)) from None
+    finally:
+        reloader.cancel()
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+        beat.remove()
+        if listener is not None:
+            await listener.close()
+
+
+class Reloader:
+    """SIGHUP: validate the config again; apply it, or keep running on the old one and say why.
+
+    Sources whose connection settings did not change keep their connections; rules, intervals
+    and timeouts apply from the next poll. Sinks, the listener and logging are wired once at
+    start: changing them needs a restart, and a reload says so.
+    """
+
+    RESTART_KEYS = ("webhooks", "alertmanager", "listen", "log_format", "state_dir")
+
+    def __init__(self, runner: Runner, config: Config, path: Path | None) -> None:
+        self._runner, self._config, self._path = runner, config, path
+        self._log = logs.get_logger()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def request(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def reload(self) -> None:
+        async with self._lock:
+            try:
+                config = load(self._path)
+            except ConfigError as exc:
+                self._log.error("reload_failed", reason=str(exc), running="previous configuration")
+                return
+            old = self._config.model_dump()
+            new = config.model_dump()
+            pending = [key for key in self.RESTART_KEYS if old[key] != new[key]]
+            if pending:
+                self._log.warning("reload_needs_restart", keys=pending)
+            for note in config.notes:
+                self._log.warning("config_note", note=note)
+            scrub = scrubber_for(config)  # the new config's secrets, from now on
+            logs.configure(self._config.log_format, scrubber=scrub)
+            self._runner.scrub = scrub
+            self._runner.shutdown_timeout = config.shutdown_timeout
+            self._runner.log_samples = config.log_samples
+            running = [owner_of(c) for c in self._runner.collectors]
+            outcome = await self._runner.apply(await plan(config, running))
+            self._config = config
+            self._log.info("reloaded", collectors=outcome)

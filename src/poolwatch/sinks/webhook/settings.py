@@ -1,0 +1,73 @@
+"""Settings of one webhook sink (README "Sink: webhook" documents every key)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, field_serializer, field_validator, model_validator
+
+from poolwatch.config.fields import Duration, ExistingFile, Frozen, HttpUrl, Name, Secret
+from poolwatch.config.plugin import EnvVar
+from poolwatch.core.secrets import MASK
+from poolwatch.sinks.webhook.signing import signing_key
+
+
+class WebhookSettings(Frozen):
+    ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
+        EnvVar("POOLWATCH_WEBHOOK_URL", ("audit", "url")),
+        EnvVar("POOLWATCH_WEBHOOK_SECRET", ("audit", "secret"), needs="POOLWATCH_WEBHOOK_URL"),
+    )
+
+    name: Name
+    url: HttpUrl
+    secret: Secret | None = None
+    bearer_token: Secret | None = None
+    username: str | None = None
+    password: Secret | None = None
+    headers: dict[str, Secret] = {}
+    """Extra request headers. Their values are secrets (an `X-Api-Key`), except those named in
+    `public_headers`, which `--check-config` shows."""
+    public_headers: list[str] = []
+    timeout: Duration = 10.0
+    connect_timeout: Duration = 5.0
+    ca_file: ExistingFile | None = None
+    client_cert: ExistingFile | None = None
+    client_key: ExistingFile | None = None
+    retry_initial: Duration = 0.5
+    retry_max: Duration = 300.0
+    max_queue: int = Field(10000, ge=1)
+    max_age: Duration = 7 * 86400.0
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, secret: Any) -> Any:
+        if secret is not None:
+            signing_key(secret.get_secret_value())
+        return secret
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> WebhookSettings:
+        if self.bearer_token is not None and (self.username or self.password):
+            raise ValueError("use either bearer_token or username/password, not both")
+        if (self.password is not None) != (self.username is not None):
+            raise ValueError("basic auth needs both username and password")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key needs client_cert")
+        unknown = {name.lower() for name in self.public_headers} - {
+            name.lower() for name in self.headers
+        }
+        if unknown:
+            raise ValueError(f"public_headers names {sorted(unknown)} not among headers")
+        return self
+
+    @field_serializer("headers", when_used="json")
+    def _shown_headers(self, headers: dict[str, Any]) -> dict[str, str]:
+        public = {name.lower() for name in self.public_headers}
+        return {
+            name: value.get_secret_value() if name.lower() in public else MASK
+            for name, value in headers.items()
+        }
+
+    def header_values(self) -> dict[str, str]:
+        """The headers to send, in clear."""
+        return {name: value.get_secret_value() for name, value in self.headers.items()}

@@ -1,0 +1,17 @@
+"""The PostgreSQL source's readings table (README "Source: PostgreSQL" documents each)."""
+
+from poolwatch.core.model import UP_CHECK
+
+CHECKS = (
+    UP_CHECK,
+    "connections",
+    "connections_by_state",
+    "connections_waiting_on_locks",
+    "connections_by_database",
+    "connections_by_user",
+    "longest_query_seconds",
+    "oldest_transaction_seconds",
+    "idle_in_transaction_seconds",
+    "deadlocks",
+    "database_size_bytes",
+)

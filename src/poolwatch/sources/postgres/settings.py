@@ -1,0 +1,102 @@
+"""Settings of the PostgreSQL source (README "Source: PostgreSQL"): every DSN is parsed at load,
+so a typo is refused with the key named instead of paging "PostgreSQL down"."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import Field, field_validator
+
+from poolwatch.config.fields import (
+    REDACTED_URL,
+    SENSITIVE,
+    Name,
+    Secret,
+    check_port,
+    credential,
+    unique_names,
+)
+from poolwatch.config.plugin import EnvVar, Judged, SourceSettings
+from poolwatch.sources.postgres.dsn import DsnError, parse_keywords
+from poolwatch.sources.postgres.readings import CHECKS
+
+if TYPE_CHECKING:
+    from poolwatch.sources import Planned
+
+
+def check_dsn(text: str) -> str:
+    """A libpq DSN: `postgresql://…` or `key=value …`, with a valid port; empty means libpq's
+    defaults and variables (`PGHOST`, …)."""
+    text = text.strip()
+    if not text:
+        return text
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError(
+                f"scheme {parts.scheme!r} is not PostgreSQL; expected postgresql://user@host/db"
+            )
+        hosts = parts.netloc.rpartition("@")[2]
+        for host in hosts.split(","):
+            bracket = host.rfind("]")
+            _, colon, port = host[bracket + 1 :].rpartition(":")
+            if colon:
+                check_port(port, "the")
+        for key, value in parse_qsl(parts.query):
+            if key == "port":
+                for item in value.split(","):
+                    check_port(item, "the")
+        return text
+    try:
+        params = parse_keywords(text)
+    except DsnError as exc:
+        raise ValueError(str(exc)) from None
+    for item in params.get("port", "").split(","):
+        if item:
+            check_port(item, "the")
+    return text
+
+
+PostgresDsn = Annotated[str, credential(check_dsn), REDACTED_URL, SENSITIVE]
+
+
+class PostgresTarget(Judged):
+    CHECKS: ClassVar[tuple[str, ...]] = CHECKS
+
+    name: Name
+    dsn: PostgresDsn = ""
+    password: Secret | None = None
+    max_connections: int | None = Field(None, ge=1)
+
+
+class PostgresSettings(SourceSettings):
+    CHECKS: ClassVar[tuple[str, ...]] = CHECKS
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_connections",)
+    ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
+        EnvVar("POSTGRES_CONN_WARNING", ("rules", "connections", "warning")),
+        EnvVar("POSTGRES_CONN_CRITICAL", ("rules", "connections", "critical")),
+        EnvVar("POSTGRES_CONN_MAX", ("max_connections",)),
+        EnvVar("POOLWATCH_POSTGRES_DSN", ("targets", "main", "dsn")),
+    )
+
+    max_connections: int | None = Field(None, ge=1)
+    targets: list[PostgresTarget] = []
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, targets: list[PostgresTarget]) -> list[PostgresTarget]:
+        return unique_names(targets)
+
+    async def plan(self, running: Collection[str]) -> list[Planned]:
+        if not self.targets:
+            return []
+        from poolwatch.sources import planned
+        from poolwatch.sources.postgres.collector import PostgresCollector
+
+        return [
+            planned(f"postgres:{pg.name}", pg, partial(PostgresCollector, pg))
+            for pg in self.targets
+        ]

@@ -1,0 +1,94 @@
+"""Settings of the Redis source (README "Source: Redis"): each URL is parsed at load by the same
+code that connects with it, so a typo is refused with the key named instead of paging
+"Redis down"."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from poolwatch.config.fields import (
+    REDACTED_URL,
+    SENSITIVE,
+    Name,
+    Secret,
+    check_port,
+    credential,
+    unique_names,
+)
+from poolwatch.config.plugin import EnvVar, Judged, SourceSettings
+from poolwatch.sources.redis.info import BOUNDED_PERCENT, CHECKS
+
+if TYPE_CHECKING:
+    from poolwatch.sources import Planned
+
+
+def check_url(text: str) -> str:
+    text = text.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(
+            f"scheme {parts.scheme or '(none)'!r} is not Redis; expected redis://host:6379/0, "
+            "rediss://… or unix:///path/to/redis.sock"
+        )
+    check_port(port, "the")
+    return text
+
+
+RedisUrl = Annotated[str, credential(check_url), REDACTED_URL, SENSITIVE]
+
+
+class RedisTarget(Judged):
+    CHECKS: ClassVar[tuple[str, ...]] = CHECKS
+    BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
+
+    name: Name
+    url: RedisUrl = "redis://127.0.0.1:6379/0"
+    username: str | None = None
+    password: Secret | None = None
+    max_clients: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _connectable(self) -> RedisTarget:
+        """The options redis-py makes of the URL (db number, query options) are checked by
+        redis-py itself, imported only when a Redis target is configured."""
+        from poolwatch.sources.redis.collector import check_options
+
+        check_options(self)
+        return self
+
+
+class RedisSettings(SourceSettings):
+    CHECKS: ClassVar[tuple[str, ...]] = CHECKS
+    BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_clients",)
+    ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
+        EnvVar("REDIS_CONN_WARNING", ("rules", "connected_clients", "warning")),
+        EnvVar("REDIS_CONN_CRITICAL", ("rules", "connected_clients", "critical")),
+        EnvVar("REDIS_CONN_MAX", ("max_clients",)),
+        EnvVar("POOLWATCH_REDIS_URL", ("targets", "main", "url")),
+    )
+
+    max_clients: int | None = Field(None, ge=1)
+    targets: list[RedisTarget] = []
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, targets: list[RedisTarget]) -> list[RedisTarget]:
+        return unique_names(targets)
+
+    async def plan(self, running: Collection[str]) -> list[Planned]:
+        if not self.targets:
+            return []
+        from poolwatch.sources import planned
+        from poolwatch.sources.redis.collector import RedisCollector
+
+        return [planned(f"redis:{rd.name}", rd, partial(RedisCollector, rd)) for rd in self.targets]

@@ -125,6 +125,16 @@ def check_port(port: int | str | None, what: str) -> None:
         raise ValueError(f"{what} port {text!r} is not a port number (1 to 65535)")
 
 
+def check_url_port(netloc: str) -> None:
+    """The port of a URL's `[user@]host[:port]`, checked with a message an operator reads
+    (urllib's own is "Port out of range 0-65535", which also admits 0)."""
+    hostport = netloc.rpartition("@")[2]
+    tail = hostport[hostport.rfind("]") + 1 :]
+    _, colon, port = tail.rpartition(":")
+    if colon:
+        check_port(port, "the")
+
+
 def parse_listen(address: str) -> tuple[str, int]:
     """`host:port`, `:port` (all interfaces) or `[::1]:port` → (host, port)."""
     match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\[\]\s]*):(\S+)", address.strip())
@@ -201,12 +211,11 @@ def check_http_url(text: str) -> str:
     """An http(s) base URL with a host and, if given, a valid port."""
     try:
         parts = urlsplit(text.strip())
-        port = parts.port
     except ValueError as exc:
         raise ValueError(f"not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL with a host, like http://am:9093")
-    check_port(port, "the")
+    check_url_port(parts.netloc)
     return text.strip()
 
 

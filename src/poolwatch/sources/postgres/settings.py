@@ -16,6 +16,7 @@ from poolwatch.config.fields import (
     Name,
     Secret,
     check_port,
+    check_url_port,
     credential,
     unique_names,
 )
@@ -40,11 +41,8 @@ def check_dsn(text: str) -> str:
                 f"scheme {parts.scheme!r} is not PostgreSQL; expected postgresql://user@host/db"
             )
         hosts = parts.netloc.rpartition("@")[2]
-        for host in hosts.split(","):
-            bracket = host.rfind("]")
-            _, colon, port = host[bracket + 1 :].rpartition(":")
-            if colon:
-                check_port(port, "the")
+        for host in hosts.split(","):  # libpq's multi-host form
+            check_url_port(host)
         for key, value in parse_qsl(parts.query):
             if key == "port":
                 for item in value.split(","):

@@ -16,7 +16,7 @@ from poolwatch.config.fields import (
     SENSITIVE,
     Name,
     Secret,
-    check_port,
+    check_url_port,
     credential,
     unique_names,
 )
@@ -31,7 +31,6 @@ def check_url(text: str) -> str:
     text = text.strip()
     try:
         parts = urlsplit(text)
-        port = parts.port
     except ValueError as exc:
         raise ValueError(f"not a valid URL ({exc})") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
@@ -39,7 +38,7 @@ def check_url(text: str) -> str:
             f"scheme {parts.scheme or '(none)'!r} is not Redis; expected redis://host:6379/0, "
             "rediss://… or unix:///path/to/redis.sock"
         )
-    check_port(port, "the")
+    check_url_port(parts.netloc)
     return text
 
 

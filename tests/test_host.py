@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -53,19 +52,13 @@ def meminfo(total_kb: int, available_kb: int) -> str:
 
 
 @pytest.fixture
-def restore_psutil_procfs() -> Iterator[None]:
-    before = psutil.PROCFS_PATH
-    yield
-    psutil.PROCFS_PATH = before
-
-
-@pytest.fixture
-def host_tree(tmp_path: Path, restore_psutil_procfs: None) -> tuple[Path, Path]:
+def host_tree(tmp_path: Path) -> tuple[Path, Path]:
     """A host's /proc and / as a container would see them mounted."""
     procfs, rootfs = tmp_path / "proc", tmp_path / "root"
     (procfs / "1" / "net").mkdir(parents=True)
     (procfs / "stat").write_text(stat_line(busy=100, idle=900))
     (procfs / "meminfo").write_text(meminfo(total_kb=1000, available_kb=250))
+    (procfs / "loadavg").write_text("3.50 2.00 1.00 2/300 4242\n")
     (procfs / "1" / "mounts").write_text(MOUNTS)
     (procfs / "1" / "net" / "dev").write_text(NET_DEV.format(lo=5, rx=1000, tx=2000))
     (rootfs / "srv" / "with space").mkdir(parents=True)
@@ -97,6 +90,7 @@ async def test_reads_the_host_through_mounted_procfs_and_rootfs(
     first = by_check(list(await collector.collect()))
     assert first["up"][0].value == 1
     assert first["memory_percent"][0].value == 75.0  # (total - available) / total
+    assert (first["load1"][0].value, first["load1"][0].limit) == (3.5, 1)  # one cpuN line
 
     # the next poll sees 30 busy jiffies of 100, and 500 B received / 1000 B sent
     (procfs / "stat").write_text(stat_line(busy=130, idle=970))
@@ -117,9 +111,23 @@ async def test_reads_the_host_through_mounted_procfs_and_rootfs(
     assert disks["/"].value == pytest.approx(psutil.disk_usage(str(rootfs)).percent, abs=0.5)
 
 
-async def test_unreadable_procfs_is_a_source_error(
-    tmp_path: Path, restore_psutil_procfs: None
-) -> None:
+async def test_two_collectors_read_two_procfs_trees(host_tree: tuple[Path, Path]) -> None:
+    """No process-wide procfs path: a collector of the real /proc next to one of a mounted
+    tree each read their own (psutil's PROCFS_PATH used to be set by whichever came last)."""
+    procfs, rootfs = host_tree
+    mounted = HostCollector(
+        load(None, {"POOLWATCH_PROCFS": str(procfs), "POOLWATCH_ROOTFS": str(rootfs)}).host,
+        instance="box",
+    )
+    real = HostCollector(load(None, {}).host)
+    tree = by_check(list(await mounted.collect()))
+    here = by_check(list(await real.collect()))
+    assert tree["memory_percent"][0].value == 75.0
+    assert here["memory_percent"][0].value == pytest.approx(psutil.virtual_memory().percent, abs=5)
+    assert here["load1"][0].limit == psutil.cpu_count()
+
+
+async def test_unreadable_procfs_is_a_source_error(tmp_path: Path) -> None:
     config = load(None, {"POOLWATCH_PROCFS": str(tmp_path / "missing")})
     collector = HostCollector(config.host)
     with pytest.raises(SourceError, match="missing"):

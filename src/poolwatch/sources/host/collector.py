@@ -19,7 +19,6 @@ Readings (source `host`):
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from collections.abc import Sequence
@@ -119,11 +118,39 @@ def parse_net_dev(text: str) -> tuple[int, int]:
     return received, transmitted
 
 
-def _busy_and_total(times: object) -> tuple[float, float]:
-    values = times._asdict()  # type: ignore[attr-defined]
-    total = float(sum(values.values())) - values.get("guest", 0.0) - values.get("guest_nice", 0.0)
-    idle = values.get("idle", 0.0) + values.get("iowait", 0.0)
-    return total - idle, total
+def parse_stat(text: str) -> tuple[float, float, int]:
+    """Busy and total CPU time (jiffies) and the CPU count, from `/proc/stat`.
+
+    Read from the file rather than with psutil, whose procfs path is one process-wide global:
+    the collector is given its procfs and reads it. Guest time is already counted in user/nice.
+    """
+    busy = total = 0.0
+    cpus = 0
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if name == "cpu":
+            fields = [float(f) for f in rest.split()[:8]]
+            idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+            total = sum(fields)
+            busy = total - idle
+        elif name.startswith("cpu") and name[3:].isdigit():
+            cpus += 1
+    return busy, total, cpus
+
+
+def parse_meminfo(text: str) -> float:
+    """Memory in use, in percent, as psutil and `free` compute it: 1 - MemAvailable/MemTotal."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if fields:
+            values[key] = float(fields[0])
+    total = values.get("MemTotal", 0.0)
+    if total <= 0:
+        raise OSError("meminfo has no MemTotal")
+    available = values.get("MemAvailable", values.get("MemFree", 0.0))
+    return max(0.0, min(100.0, 100.0 * (total - available) / total))
 
 
 def host_name(rootfs: Path) -> str:
@@ -140,7 +167,8 @@ def host_name(rootfs: Path) -> str:
 
 
 class HostCollector:
-    """Reads the host with psutil and procfs files; keeps the previous counters for deltas."""
+    """Reads the host from its procfs files (and statvfs through psutil); keeps the previous
+    counters for deltas. No process-wide state: two collectors may read two procfs trees."""
 
     source = SOURCE
 
@@ -151,10 +179,9 @@ class HostCollector:
         self.rules: Rules = config.rules
         self.procfs = config.procfs
         self.rootfs = config.rootfs
-        # psutil has one process-wide procfs path; poolwatch reads one host, so set it here.
-        psutil.PROCFS_PATH = str(self.procfs)
         self._cpu: tuple[float, float] | None = None
         self._net: tuple[float, int, int] | None = None
+        self._cpus = 0
 
     def _host_view(self, name: str) -> Path:
         """`/proc/<name>` of the host: pid 1's view when procfs is the host's, mounted elsewhere."""
@@ -181,7 +208,7 @@ class HostCollector:
         self._network()
 
     def _sample_cpu(self) -> float | None:
-        busy, total = _busy_and_total(psutil.cpu_times())
+        busy, total, self._cpus = parse_stat((self.procfs / "stat").read_text())
         previous, self._cpu = self._cpu, (busy, total)
         if previous is None or total <= previous[1]:
             return None
@@ -195,10 +222,10 @@ class HostCollector:
         cpu = self._sample_cpu()
         if cpu is not None:
             readings.append(self._reading("cpu_percent", cpu, "percent", 100))
-        memory = psutil.virtual_memory()
-        readings.append(self._reading("memory_percent", memory.percent, "percent", 100))
-        load1 = os.getloadavg()[0]
-        readings.append(self._reading("load1", load1, "load", psutil.cpu_count() or 1))
+        memory = parse_meminfo((self.procfs / "meminfo").read_text())
+        readings.append(self._reading("memory_percent", memory, "percent", 100))
+        load1 = float((self.procfs / "loadavg").read_text().split()[0])
+        readings.append(self._reading("load1", load1, "load", self._cpus or 1))
         readings.extend(self._network())
         readings.extend(self._disks())
         return readings

@@ -37,6 +37,7 @@ import httpx
 from poolwatch import __version__
 from poolwatch.config.load import AlertmanagerConfig
 from poolwatch.core import secrets as redact
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event, now_utc, rfc3339
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
@@ -44,7 +45,6 @@ from poolwatch.sinks.alertmanager.alertbook import VALIDITY_RESENDS, Alert, Aler
 from poolwatch.sinks.durable.answers import classify, read_snippet
 from poolwatch.sinks.durable.delivery import Delivered, DeliveryLoop, Outcome, Reject, Retry
 from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
-from poolwatch.sinks.durable.retry import Backoff
 
 RESEND = "resend:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")

@@ -19,9 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from poolwatch.core.backoff import Backoff
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks.durable.queue import DurableQueue, Item
-from poolwatch.sinks.durable.retry import Backoff
 
 _EXPIRE_EVERY = 60.0
 """Seconds between max-age sweeps of the queue while it is being worked on."""

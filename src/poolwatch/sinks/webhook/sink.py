@@ -22,13 +22,13 @@ import httpx
 from poolwatch import __version__
 from poolwatch.config.load import WebhookConfig, signing_key
 from poolwatch.core import secrets as redact
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
 from poolwatch.sinks.durable.answers import classify, read_snippet
 from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcome, Retry
 from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
-from poolwatch.sinks.durable.retry import Backoff
 from poolwatch.sinks.webhook import signing
 
 

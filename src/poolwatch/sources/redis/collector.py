@@ -14,10 +14,8 @@ says what each reading means; a test checks the two agree).
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from redis.asyncio.connection import Connection, parse_url
@@ -26,6 +24,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from poolwatch.config.load import RedisTarget, Rules
 from poolwatch.core import secrets as redact
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
@@ -36,23 +35,8 @@ CLIENT_NAME = "poolwatch"
 SATURATION_ERROR = "max number of clients reached"
 REDIS_DEFAULT_MAXCLIENTS = 10000
 """Redis's own default, assumed only when saturated before any limit was ever learned."""
-
-# --- backoff ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delay before reconnect attempt n+1 after n failures: doubling from `base`, capped at `cap`,
-    then scaled by a random factor in [0.5, 1) so that many poolwatches do not retry in step."""
-
-    base: float = 1.0
-    cap: float = 30.0
-    jitter: Callable[[], float] = random.random
-
-    def delay(self, failures: int) -> float:
-        ceiling = min(self.cap, self.base * 2.0 ** max(0, failures - 1))
-        return ceiling * (0.5 + 0.5 * self.jitter())
-
+RECONNECT_INITIAL, RECONNECT_MAX = 1.0, 30.0
+"""Reconnect backoff: doubling from 1 s to 30 s, jittered so that many poolwatches spread out."""
 
 # --- the connection -----------------------------------------------------------------------------
 
@@ -129,7 +113,7 @@ class RedisCollector:
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self.configured_maxclients = target.max_clients
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(RECONNECT_INITIAL, RECONNECT_MAX)
         self._clock = clock
         self._log = get_logger()
         # a lost connection is followed by a reconnect in the same poll: each gets half the time

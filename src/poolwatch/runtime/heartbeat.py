@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.runtime.scheduler import owner_of
 from poolwatch.sources import Collector
@@ -123,7 +124,7 @@ def check(path: Path, now: float | None = None) -> tuple[bool, str]:
     except FileNotFoundError:
         return False, f"no heartbeat at {path}: the daemon is not running (or cannot write there)"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return False, f"heartbeat {path} is unreadable: {type(exc).__name__}: {exc}"
+        return False, f"heartbeat {path} is unreadable: {one_line(exc, named=True)}"
     age = now - written
     if age > MISSED_TURNS * period:
         return False, f"heartbeat is {age:.0f}s old (written every {period:g}s): poolwatch is stuck"

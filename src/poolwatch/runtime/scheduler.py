@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from poolwatch.config.load import Rules
-from poolwatch.core import secrets as redact
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import Sink
 from poolwatch.sources import Collector, Partial, SourceError, Watcher
@@ -31,16 +31,6 @@ _CLOSE_TIMEOUT = 2.0
 
 def owner_of(collector: Collector) -> str:
     return f"{collector.source}:{collector.instance}"
-
-
-def failure_message(exc: BaseException, timeout: float) -> str:
-    """One safe line for a failed collection: the reason, never a secret."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g}s"
-    if isinstance(exc, SourceError):
-        return redact.scrub(str(exc))
-    text = str(exc) or type(exc).__name__
-    return redact.scrub(f"{type(exc).__name__}: {text}")
 
 
 @dataclass
@@ -98,7 +88,9 @@ class Runner:
         except Exception as exc:
             self.stats.durations[owner] = time.monotonic() - started
             self.stats.failures[owner] = self.stats.failures.get(owner, 0) + 1
-            message = failure_message(exc, collector.timeout)
+            # a SourceError is already in the source's words; anything else is named
+            named = not isinstance(exc, SourceError)
+            message = one_line(exc, timeout=collector.timeout, named=named)
             self._log.warning(
                 "collection_failed",
                 source=collector.source,
@@ -143,7 +135,7 @@ class Runner:
                         "sink_failed",
                         sink=sink.name,
                         event_id=event.id,
-                        reason=failure_message(exc, 0),
+                        reason=one_line(exc, timeout=0, named=True),
                     )
 
     async def _poll_loop(self, collector: Collector) -> None:
@@ -192,7 +184,7 @@ class Runner:
             self._log.error(
                 "task_crashed",
                 task=task.get_name(),
-                reason=failure_message(task.exception() or Exception(), 0),
+                reason=one_line(task.exception() or Exception(), timeout=0, named=True),
             )
 
     async def _retire(self, collector: Collector) -> None:
@@ -287,7 +279,9 @@ class Runner:
                     await sink.close(remaining)
             except Exception as exc:
                 self._log.error(
-                    "sink_close_failed", sink=sink.name, reason=failure_message(exc, remaining)
+                    "sink_close_failed",
+                    sink=sink.name,
+                    reason=one_line(exc, timeout=remaining, named=True),
                 )
 
 

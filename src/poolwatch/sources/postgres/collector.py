@@ -30,9 +30,9 @@ from typing import Any
 import asyncpg
 
 from poolwatch.config.load import PostgresTarget, Rules
-from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.postgres.dsn import libpq_uri
@@ -152,12 +152,10 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 def _reason(exc: BaseException) -> str:
-    """One safe line: the driver's words (never a DSN, which poolwatch does not format)."""
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
+    """The driver's words as one safe line, with the SQLSTATE that says which error it was."""
     state = _sqlstate(exc)
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return redact.scrub(f"{text} (SQLSTATE {state})" if state else text)
+    text = one_line(exc)  # a timeout: "no answer in time"
+    return f"{text} (SQLSTATE {state})" if state else text
 
 
 class PostgresCollector:

@@ -26,6 +26,7 @@ from poolwatch.config.load import RedisTarget, Rules
 from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.redis.info import READINGS, UNITS, Sample, parse_info, resolve_maxclients
@@ -125,7 +126,7 @@ class RedisCollector:
             self._class(**self._options)  # a URL option redis-py does not know fails here, once
         except (ValueError, TypeError) as exc:
             self._class, self._options, self.where = Connection, {}, redact.url(target.url)
-            self._invalid = redact.scrub(f"invalid Redis URL {self.where}: {exc}")
+            self._invalid = f"invalid Redis URL {self.where}: {one_line(exc)}"
         self._conn: _Wire | None = None
         self._config_get = True
         self._before: Sample | None = None
@@ -221,7 +222,7 @@ class RedisCollector:
             await conn.send_command(*args)
             return await conn.read_response()
         except ResponseError as exc:
-            raise _RefusedError(redact.scrub(f"{self.where}: {args[0]} refused: {exc}")) from None
+            raise _RefusedError(f"{self.where}: {args[0]} refused: {one_line(exc)}") from None
         except RedisError as exc:
             await self._drop()
             if isinstance(exc, RedisConnectionError):
@@ -278,12 +279,12 @@ class RedisCollector:
         """Count a failure, schedule the next attempt, and say what happened, safely."""
         self._failures += 1
         self._retry_at = self._clock() + self.backoff.delay(self._failures)
-        reason = str(exc) or type(exc).__name__
+        reason = one_line(exc)
         self._saturated = SATURATION_ERROR in reason
         if self._saturated:
             return _SaturatedError(True)
         where = "" if self.where in reason else f"{self.where}: "
-        self._last_failure = redact.scrub(f"{where}{reason}")
+        self._last_failure = f"{where}{reason}"
         return SourceError(self._last_failure)
 
     async def _drop(self) -> None:

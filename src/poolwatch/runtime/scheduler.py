@@ -14,15 +14,16 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from poolwatch.config.load import Rules
-from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.evaluate import Evaluator, Firing
 from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
+from poolwatch.runtime.view import Owner, RuntimeView, Stats
 from poolwatch.sinks import Sink
 from poolwatch.sources import Collector, Partial, SourceError, Watcher
 
@@ -31,24 +32,6 @@ _CLOSE_TIMEOUT = 2.0
 
 def owner_of(collector: Collector) -> str:
     return f"{collector.source}:{collector.instance}"
-
-
-@dataclass
-class Stats:
-    """What the runner has done, for logs now and for the metrics endpoint later."""
-
-    polls: dict[str, int] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-    overruns: dict[str, int] = field(default_factory=dict)
-    last_poll: dict[str, float] = field(default_factory=dict)
-    """Wall-clock time of each collector's last successful poll."""
-    last_turn: dict[str, float] = field(default_factory=dict)
-    """Wall time each collector's loop last finished a poll, evaluation and delivery (liveness);
-    a failed poll counts: the loop still turns."""
-    durations: dict[str, float] = field(default_factory=dict)
-    """Seconds the last poll of each collector took, failed or not."""
-    events: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Events delivered to the sinks, by (status, severity)."""
 
 
 class Runner:
@@ -75,6 +58,8 @@ class Runner:
         """Wall time `run` began; None until then."""
         self.latest: dict[str, dict[AlertKey, Reading]] = {}
         """The last value of every reading, per collector: what a metrics scrape shows."""
+        self.view: RuntimeView = RunnerView(self)
+        """What metrics, health and the heartbeat may read."""
         self._log = get_logger()
 
     async def poll(self, collector: Collector) -> list[Reading]:
@@ -283,6 +268,28 @@ class Runner:
                     sink=sink.name,
                     reason=one_line(exc, timeout=remaining, named=True),
                 )
+
+
+class RunnerView:
+    """The `RuntimeView` of a runner: reads its fields as they are at each call."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def owners(self) -> list[Owner]:
+        return [Owner(owner_of(c), c.interval, c.timeout) for c in self._runner.collectors]
+
+    def latest_readings(self) -> list[Reading]:
+        return [r for rs in list(self._runner.latest.values()) for r in list(rs.values())]
+
+    def stats(self) -> Stats:
+        return self._runner.stats
+
+    def started(self) -> float | None:
+        return self._runner.started
+
+    def firing(self) -> list[Firing]:
+        return self._runner.evaluator.firing()
 
 
 async def _close_collector(collector: Collector) -> None:

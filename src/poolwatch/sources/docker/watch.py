@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
@@ -49,13 +50,14 @@ def _reason(exc: BaseException | None) -> str:
 
 async def follow(stream: EventStream, handler: EventHandler, publish: Publish) -> None:
     """Run until cancelled: one subscription after another, backing off while the engine is away."""
-    delay = RECONNECT_MIN
+    backoff = Backoff(RECONNECT_MIN, RECONNECT_MAX)
+    failures = 0
     try:
         while True:
             if await _subscription(stream, handler, publish):
-                delay = RECONNECT_MIN
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX)
+                failures = 0
+            failures += 1
+            await asyncio.sleep(backoff.delay(failures))
     finally:
         handler.connected.clear()
         stream.abandon()

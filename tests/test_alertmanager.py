@@ -275,6 +275,6 @@ def test_a_peer_listed_twice_is_refused() -> None:
 def test_stats_reach_the_metrics_endpoint(tmp_path: Path) -> None:
     sink = sink_for(tmp_path, Recorder(), Clock())
     runner = Runner([], [sink], Evaluator("test"))
-    text = generate_latest(registry_for(runner, lambda: runner.sinks)).decode()
+    text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
     assert 'poolwatch_sink_queue_depth{sink="alertmanager:am:9093"} 0.0' in text
     assert 'poolwatch_sink_alerts_firing{sink="alertmanager:am:9093"} 0.0' in text

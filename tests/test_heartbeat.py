@@ -33,8 +33,16 @@ class Ticking:
         return None
 
 
+def ticking(last_turn: float | None = None) -> Runner:
+    """A runner with one `Ticking` collector that (when given) last turned at `last_turn`."""
+    runner = Runner([Ticking()], [], Evaluator("test"))
+    if last_turn is not None:
+        runner.stats.last_turn["fake:a"] = last_turn
+    return runner
+
+
 def beat_at(path: Path, now: float, last_turn: float) -> heartbeat.Heartbeat:
-    beat = heartbeat.Heartbeat(path, lambda: [Ticking()], {"fake:a": last_turn}, clock=lambda: now)
+    beat = heartbeat.Heartbeat(path, ticking(last_turn).view, clock=lambda: now)
     beat.write()
     return beat
 
@@ -80,7 +88,7 @@ def test_missing_or_garbled_heartbeat_is_unhealthy(tmp_path: Path) -> None:
 
 def test_a_collector_that_never_turned_counts_from_start(tmp_path: Path) -> None:
     path = tmp_path / "heartbeat"
-    heartbeat.Heartbeat(path, lambda: [Ticking()], {}, clock=lambda: 1000.0).write()
+    heartbeat.Heartbeat(path, ticking().view, clock=lambda: 1000.0).write()
 
     assert heartbeat.check(path, now=1030.0)[1].startswith("heartbeat is 30s old")
     assert json.loads(path.read_text())["collectors"]["fake:a"]["last_turn"] == 1000.0
@@ -89,7 +97,7 @@ def test_a_collector_that_never_turned_counts_from_start(tmp_path: Path) -> None
 def test_unwritable_state_dir_is_logged_once_and_removal_is_quiet(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    beat = heartbeat.Heartbeat(blocker / "heartbeat", list, {})
+    beat = heartbeat.Heartbeat(blocker / "heartbeat", Runner([], [], Evaluator("test")).view)
     beat.write()
     beat.write()
     beat.remove()
@@ -117,7 +125,7 @@ def test_healthcheck_flag_exit_codes(
     assert cli.main(["--healthcheck"]) == 1
     assert capsys.readouterr().out.startswith("unhealthy: no heartbeat")
 
-    heartbeat.Heartbeat(tmp_path / "heartbeat", lambda: [Ticking()], {}).write()
+    heartbeat.Heartbeat(tmp_path / "heartbeat", ticking().view).write()
     assert cli.main(["--healthcheck"]) == 0
     assert capsys.readouterr().out.startswith("healthy: alive")
 

@@ -28,9 +28,9 @@ async def served() -> AsyncIterator[tuple[Runner, str, asyncio.Event]]:
     runner = Runner([HostCollector(config.host)], [], Evaluator("test"))
     listener = Listener(
         "127.0.0.1:0",
-        registry_for(runner, lambda: runner.sinks),
-        lambda: liveness(runner),
-        lambda: readiness(runner),
+        registry_for(runner.view, lambda: runner.sinks),
+        lambda: liveness(runner.view),
+        lambda: readiness(runner.view),
     )
     await listener.start()
     stop = asyncio.Event()
@@ -85,7 +85,7 @@ async def test_health_endpoints(served: tuple[Runner, str, asyncio.Event]) -> No
         assert (await client.post(f"{base}/metrics")).status_code == 405
     # a loop that stopped turning is what makes poolwatch unhealthy
     later = time.time() + 60
-    verdict = liveness(runner, now=later)
+    verdict = liveness(runner.view, now=later)
     assert not verdict.ok
     assert list(verdict.detail["stale_seconds"]) == [f"host:{runner.collectors[0].instance}"]
 
@@ -111,7 +111,7 @@ async def test_metrics_include_each_sinks_delivery_state(tmp_path: Path) -> None
     runner = Runner([], sinks, Evaluator("test"))
     await runner.start_sinks()
     try:
-        text = generate_latest(registry_for(runner, lambda: runner.sinks)).decode()
+        text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
     finally:
         for sink in sinks:
             await sink.close(0.1)

@@ -121,11 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_UNKNOWN
     except Exception as exc:  # the one net: one line, exit UNKNOWN, never a bare traceback
-        from poolwatch.core.secrets import mask_urls
+        from poolwatch.core.reasons import one_line
 
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        print(f"poolwatch: internal error: {mask_urls(detail)}", file=sys.stderr)
+        print(f"poolwatch: internal error: {one_line(exc, named=True)}", file=sys.stderr)
         if debug:
             traceback.print_exc()
         else:

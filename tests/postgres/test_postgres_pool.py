@@ -172,7 +172,7 @@ async def test_full_pool_is_saturation_not_down(
             h.polls += 1
             clock.now += 0.2  # the later polls fall inside the reconnect backoff
         assert sent == []  # no Down, no resolve of LoadUserBusy, no re-fire of Critical
-        firing = {(k.check, s) for k, s in h.evaluator.firing()}
+        firing = {(k.check, s) for k, s, _ in h.evaluator.firing()}
         assert ("connections", Severity.CRITICAL) in firing
         assert ("connections_by_user", Severity.WARNING) in firing
         assert await poolwatch_sessions(admin) == 0

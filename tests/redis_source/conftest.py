@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from tests.redis_source.harness import Crowd, Polls, RedisServer, raise_fd_limit, redis_target
 
-from poolwatch.sources.redis.collector import Backoff, RedisCollector
+from poolwatch.core.backoff import Backoff
+from poolwatch.sources.redis.collector import RedisCollector
 
 
 def _server(tmp: Path, maxclients: int, *extra: str) -> Iterator[RedisServer]:
@@ -56,7 +57,7 @@ async def make_collector() -> AsyncIterator[Callable[..., RedisCollector]]:
     made: list[RedisCollector] = []
 
     def make(url: str, **env: str) -> RedisCollector:
-        collector = RedisCollector(redis_target(url, **env), backoff=Backoff(base=0.01, cap=0.05))
+        collector = RedisCollector(redis_target(url, **env), backoff=Backoff(0.01, 0.05))
         made.append(collector)
         return collector
 

@@ -9,8 +9,9 @@ from tests.net import free_port
 from tests.redis_source.harness import readme_readings
 
 from poolwatch.config.load import ConfigError, load
+from poolwatch.core.backoff import Backoff
 from poolwatch.sources import SourceError
-from poolwatch.sources.redis.collector import Backoff, RedisCollector, address, connection_options
+from poolwatch.sources.redis.collector import RedisCollector, address, connection_options
 from poolwatch.sources.redis.info import (
     CHECKS,
     READINGS,
@@ -117,8 +118,8 @@ def test_maxclients_from_info_then_config_get_then_configured() -> None:
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    for jitter, factor in ((lambda: 0.0, 0.5), (lambda: 0.999, 0.9995)):
-        backoff = Backoff(base=1.0, cap=30.0, jitter=jitter)
+    for jitter, factor in ((lambda low, high: low, 0.5), (lambda low, high: high, 1.0)):
+        backoff = Backoff(1.0, 30.0, rand=jitter)
         delays = [backoff.delay(n) for n in range(1, 9)]
         expected = [min(30.0, 2.0**i) * factor for i in range(8)]
         assert delays == pytest.approx(expected)
@@ -171,7 +172,7 @@ async def test_reconnect_attempts_wait_for_the_backoff() -> None:
     clock = [100.0]
     collector = RedisCollector(
         redis_target(f"redis://127.0.0.1:{free_port()}/0"),
-        backoff=Backoff(base=4.0, cap=30.0, jitter=lambda: 0.0),
+        backoff=Backoff(4.0, 30.0, rand=lambda low, high: low),
         clock=lambda: clock[0],
     )
     with pytest.raises(SourceError, match=r"Error 111") as first:

@@ -129,7 +129,7 @@ async def test_full_server_true_count_rejections_and_saturation(
     assert "max number of clients reached" in (readings["connected_clients"].message or "")
     assert readings["rejected_connections"].value >= 1
     assert events == []  # still critical, still rejecting, and not down
-    assert {key.check: s.label for key, s in drive.evaluator.firing()} == {
+    assert {key.check: s.label for key, s, _ in drive.evaluator.firing()} == {
         "connected_clients": "critical",
         "rejected_connections": "warning",
     }

@@ -8,9 +8,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from tests.webhook.conftest import SECRET
 
+from poolwatch.core.backoff import Backoff
 from poolwatch.sinks.durable.answers import classify
 from poolwatch.sinks.durable.delivery import Delivered, Reject, Retry
-from poolwatch.sinks.durable.retry import Backoff, parse_retry_after
+from poolwatch.sinks.durable.retry import parse_retry_after
 from poolwatch.sinks.webhook import signing
 from poolwatch.sinks.webhook.signing import signing_key
 

@@ -17,7 +17,6 @@ from tests.net import free_port
 from tests.webhook.conftest import SECRET
 from tests.webhook.receiver import Answer, Receiver
 
-from poolwatch.core import secrets as redact
 from poolwatch.core.model import Event, now_utc
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.sink import WebhookSink
@@ -33,8 +32,6 @@ def hook(url: str, **extra: Any) -> WebhookSettings:
     config = WebhookSettings.model_validate(
         {"name": "audit", "url": url, "retry_initial": "50ms", "retry_max": "200ms", **extra}
     )
-    redact.register(config.bearer_token.get_secret_value() if config.bearer_token else None)
-    redact.register(config.password.get_secret_value() if config.password else None)
     return config
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from poolwatch.config.rules import Rule
 from poolwatch.core.describe import describe_event, describe_reading
@@ -61,6 +62,14 @@ def rule_for(rules: Mapping[str, Rule], reading: Reading) -> Rule | None:
 def threshold_for(reading: Reading, rule: Rule, level: Severity) -> float | None:
     chosen = rule.critical if level == Severity.CRITICAL else rule.warning
     return None if chosen is None else chosen.resolve(reading.limit)
+
+
+class Firing(NamedTuple):
+    """An alert at warning or critical, with the name it fires under at that severity."""
+
+    key: AlertKey
+    severity: Severity
+    alert: str
 
 
 @dataclass(slots=True)
@@ -110,8 +119,13 @@ class Evaluator:
                 )
         return events
 
-    def firing(self) -> list[tuple[AlertKey, Severity]]:
-        return [(k, s.severity) for k, s in self.states.items() if s.severity != Severity.OK]
+    def firing(self) -> list[Firing]:
+        """The alerts firing now (what `/metrics` shows as `poolwatch_alert_active`)."""
+        return [
+            Firing(key, state.severity, state.rule.name_for(state.severity == Severity.CRITICAL))
+            for key, state in list(self.states.items())
+            if state.severity != Severity.OK
+        ]
 
     def _step(self, owner: str, reading: Reading, rule: Rule, now: datetime) -> Event | None:
         key = reading.key

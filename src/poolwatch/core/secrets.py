@@ -106,6 +106,3 @@ class Scrubber:
             if isinstance(value, str):
                 event_dict[key] = self(value)
         return event_dict
-
-
-scrub = mask_urls  # TODO(merge): callers move to poolwatch.core.reasons

@@ -114,9 +114,9 @@ async def daemon(config: Config, path: Path | None) -> None:
 
         listener = Listener(
             config.listen,
-            registry_for(runner, lambda: runner.sinks),
-            lambda: liveness(runner),
-            lambda: readiness(runner),
+            registry_for(runner.view, lambda: runner.sinks),
+            lambda: liveness(runner.view),
+            lambda: readiness(runner.view),
         )
         try:
             await listener.start()
@@ -134,9 +134,7 @@ async def daemon(config: Config, path: Path | None) -> None:
         sinks=[s.name for s in runner.sinks],
         listen=f"{listener.host}:{listener.port}" if listener else None,
     )
-    beat = heartbeat.Heartbeat(
-        config.state_dir / heartbeat.FILE_NAME, lambda: runner.collectors, runner.stats.last_turn
-    )
+    beat = heartbeat.Heartbeat(config.state_dir / heartbeat.FILE_NAME, runner.view)
     beating = asyncio.create_task(beat.run(), name="heartbeat")
     try:
         await runner.run(stop)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from poolwatch.runtime.heartbeat import stale_after
-from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.runtime.view import RuntimeView
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,21 +20,22 @@ class Verdict:
     detail: dict[str, Any]
 
 
-def liveness(runner: Runner, now: float | None = None) -> Verdict:
+def liveness(view: RuntimeView, now: float | None = None) -> Verdict:
     """The heartbeat's rule, asked in-process: each collector's loop turned (a poll collected,
     evaluated and delivered, successful or not) within `heartbeat.stale_after`; before its first
     turn, counted from the runner's start."""
     now = time.time() if now is None else now
+    started, last_turn = view.started(), view.stats().last_turn
     stale: dict[str, float] = {}
-    for collector in runner.collectors:
-        owner = owner_of(collector)
-        last = runner.stats.last_turn.get(owner, runner.started)
-        if last is None or now - last > stale_after(collector):
-            stale[owner] = round(now - (last or now), 3)
-    return Verdict(not stale and runner.started is not None, {"stale_seconds": stale})
+    for owner in view.owners():
+        last = last_turn.get(owner.name, started)
+        if last is None or now - last > stale_after(owner):
+            stale[owner.name] = round(now - (last or now), 3)
+    return Verdict(not stale and started is not None, {"stale_seconds": stale})
 
 
-def readiness(runner: Runner) -> Verdict:
+def readiness(view: RuntimeView) -> Verdict:
     """Every collector has been polled at least once."""
-    waiting = [owner_of(c) for c in runner.collectors if owner_of(c) not in runner.stats.last_turn]
-    return Verdict(not waiting and runner.started is not None, {"waiting_for": waiting})
+    last_turn = view.stats().last_turn
+    waiting = [owner.name for owner in view.owners() if owner.name not in last_turn]
+    return Verdict(not waiting and view.started() is not None, {"waiting_for": waiting})

@@ -23,13 +23,13 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
-from poolwatch.runtime.scheduler import owner_of
-from poolwatch.sources import Collector
+from poolwatch.runtime.view import Owner, RuntimeView
 
 SCHEMA = "poolwatch.runtime.heartbeat/v1"
 FILE_NAME = "heartbeat"
@@ -39,8 +39,8 @@ PERIOD = 5.0
 MISSED_TURNS = 3
 
 
-def stale_after(collector: Collector) -> float:
-    return MISSED_TURNS * collector.interval + collector.timeout
+def stale_after(owner: Owner) -> float:
+    return MISSED_TURNS * owner.interval + owner.timeout
 
 
 class Heartbeat:
@@ -49,35 +49,34 @@ class Heartbeat:
     def __init__(
         self,
         path: Path,
-        collectors: Callable[[], Sequence[Collector]],
-        last_turn: Mapping[str, float],
+        view: RuntimeView,
         *,
         period: float = PERIOD,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
-        self.collectors = collectors
-        """The runner's current collectors (a reload may change them)."""
-        self.last_turn = last_turn
+        self.view = view
+        """The runner's current collectors and turns (a reload may change the collectors)."""
         self.period = period
         self.clock = clock
         self.started = clock()
         self._warned = False
 
     def snapshot(self) -> dict[str, Any]:
+        last_turn = self.view.stats().last_turn
         return {
             "schema": SCHEMA,
             "time": self.clock(),
             "pid": os.getpid(),
             "period": self.period,
             "collectors": {
-                owner_of(c): {
+                owner.name: {
                     # not turned yet: the clock starts at start-up, so a first poll that hangs
                     # is caught like any later one
-                    "last_turn": self.last_turn.get(owner_of(c), self.started),
-                    "stale_after": stale_after(c),
+                    "last_turn": last_turn.get(owner.name, self.started),
+                    "stale_after": stale_after(owner),
                 }
-                for c in self.collectors()
+                for owner in self.view.owners()
             },
         }
 
@@ -123,7 +122,7 @@ def check(path: Path, now: float | None = None) -> tuple[bool, str]:
     except FileNotFoundError:
         return False, f"no heartbeat at {path}: the daemon is not running (or cannot write there)"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return False, f"heartbeat {path} is unreadable: {type(exc).__name__}: {exc}"
+        return False, f"heartbeat {path} is unreadable: {one_line(exc, named=True)}"
     age = now - written
     if age > MISSED_TURNS * period:
         return False, f"heartbeat is {age:.0f}s old (written every {period:g}s): poolwatch is stuck"

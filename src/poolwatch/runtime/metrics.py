@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.view import RuntimeView
 from poolwatch.sinks import Sink
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
@@ -75,8 +75,8 @@ PER_COLLECTOR: tuple[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, s
 
 
 class RunnerCollector(Collector):
-    def __init__(self, runner: Runner, sinks: Callable[[], Sequence[Sink]]) -> None:
-        self._runner = runner
+    def __init__(self, view: RuntimeView, sinks: Callable[[], Sequence[Sink]]) -> None:
+        self._view = view
         self._sinks = sinks
 
     def collect(self) -> Iterable[Metric]:
@@ -88,16 +88,15 @@ class RunnerCollector(Collector):
     def _readings(self) -> Iterable[Metric]:
         rows: dict[str, list[tuple[dict[str, str], float]]] = {}
         helps: dict[str, str] = {}
-        for readings in list(self._runner.latest.values()):
-            for reading in list(readings.values()):
-                name = metric_name(reading.source, reading.check)
-                labels = {"target": reading.instance}
-                labels.update((label_name(k), v) for k, v in reading.labels.items())
-                rows.setdefault(name, []).append((labels, reading.value))
-                helps[name] = f"{reading.source} {reading.check} ({reading.unit})"
-                if reading.limit is not None:
-                    rows.setdefault(f"{name}_limit", []).append((labels, reading.limit))
-                    helps[f"{name}_limit"] = f"the limit {reading.check} is measured against"
+        for reading in self._view.latest_readings():
+            name = metric_name(reading.source, reading.check)
+            labels = {"target": reading.instance}
+            labels.update((label_name(k), v) for k, v in reading.labels.items())
+            rows.setdefault(name, []).append((labels, reading.value))
+            helps[name] = f"{reading.source} {reading.check} ({reading.unit})"
+            if reading.limit is not None:
+                rows.setdefault(f"{name}_limit", []).append((labels, reading.limit))
+                helps[f"{name}_limit"] = f"the limit {reading.check} is measured against"
         for name, samples in sorted(rows.items()):
             names = sorted({key for labels, _ in samples for key in labels})
             family = GaugeMetricFamily(name, helps[name], labels=names)
@@ -111,24 +110,12 @@ class RunnerCollector(Collector):
             "1 for every alert that is firing",
             labels=["alert", "severity", "source", "target", "check"],
         )
-        for key, state in list(self._runner.evaluator.states.items()):
-            if state.severity.label == "ok":
-                continue
-            critical = state.severity.label == "critical"
-            family.add_metric(
-                [
-                    state.rule.name_for(critical),
-                    state.severity.label,
-                    key.source,
-                    key.instance,
-                    key.check,
-                ],
-                1,
-            )
+        for key, severity, alert in self._view.firing():
+            family.add_metric([alert, severity.label, key.source, key.instance, key.check], 1)
         return family
 
     def _health(self) -> Iterable[Metric]:
-        stats = self._runner.stats
+        stats = self._view.stats()
         for kind, name, help_text, field in PER_COLLECTOR:
             family = kind(name, help_text, labels=["source", "target"])
             values: Mapping[str, float] = getattr(stats, field)
@@ -156,8 +143,8 @@ class RunnerCollector(Collector):
             yield family
 
 
-def registry_for(runner: Runner, sinks: Callable[[], Sequence[Sink]]) -> CollectorRegistry:
+def registry_for(view: RuntimeView, sinks: Callable[[], Sequence[Sink]]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RunnerCollector(runner, sinks))
+    registry.register(RunnerCollector(view, sinks))
     ProcessCollector(registry=registry)
     return registry

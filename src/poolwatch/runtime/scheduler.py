@@ -14,14 +14,14 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from poolwatch.core import secrets as redact
-from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.evaluate import Evaluator, Firing
 from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
+from poolwatch.runtime.view import Owner, RuntimeView, Stats
 from poolwatch.sinks import Sink
 from poolwatch.sources import Collector, Partial, Planned, SourceError, Watcher
 
@@ -30,34 +30,6 @@ _CLOSE_TIMEOUT = 2.0
 
 def owner_of(collector: Collector) -> str:
     return f"{collector.source}:{collector.instance}"
-
-
-def failure_message(exc: BaseException, timeout: float) -> str:
-    """One safe line for a failed collection: the reason, never a secret."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g}s"
-    if isinstance(exc, SourceError):
-        return redact.scrub(str(exc))
-    text = str(exc) or type(exc).__name__
-    return redact.scrub(f"{type(exc).__name__}: {text}")
-
-
-@dataclass
-class Stats:
-    """What the runner has done, for logs now and for the metrics endpoint later."""
-
-    polls: dict[str, int] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-    overruns: dict[str, int] = field(default_factory=dict)
-    last_poll: dict[str, float] = field(default_factory=dict)
-    """Wall-clock time of each collector's last successful poll."""
-    last_turn: dict[str, float] = field(default_factory=dict)
-    """Wall time each collector's loop last finished a poll, evaluation and delivery (liveness);
-    a failed poll counts: the loop still turns."""
-    durations: dict[str, float] = field(default_factory=dict)
-    """Seconds the last poll of each collector took, failed or not."""
-    events: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Events delivered to the sinks, by (status, severity)."""
 
 
 class Runner:
@@ -87,6 +59,8 @@ class Runner:
         """Wall time `run` began; None until then."""
         self.latest: dict[str, dict[AlertKey, Reading]] = {}
         """The last value of every reading, per collector: what a metrics scrape shows."""
+        self.view: RuntimeView = RunnerView(self)
+        """What metrics, health and the heartbeat may read."""
         self._log = get_logger()
 
     async def poll(self, collector: Collector) -> list[Reading]:
@@ -100,7 +74,9 @@ class Runner:
         except Exception as exc:
             self.stats.durations[owner] = time.monotonic() - started
             self.stats.failures[owner] = self.stats.failures.get(owner, 0) + 1
-            message = self.scrub(failure_message(exc, collector.timeout))
+            # a SourceError is already in the source's words; anything else is named
+            named = not isinstance(exc, SourceError)
+            message = self.scrub(one_line(exc, timeout=collector.timeout, named=named))
             self._log.warning(
                 "collection_failed",
                 source=collector.source,
@@ -145,7 +121,7 @@ class Runner:
                         "sink_failed",
                         sink=sink.name,
                         event_id=event.id,
-                        reason=failure_message(exc, 0),
+                        reason=one_line(exc, timeout=0, named=True),
                     )
 
     async def _poll_loop(self, collector: Collector) -> None:
@@ -194,7 +170,7 @@ class Runner:
             self._log.error(
                 "task_crashed",
                 task=task.get_name(),
-                reason=failure_message(task.exception() or Exception(), 0),
+                reason=one_line(task.exception() or Exception(), timeout=0, named=True),
             )
 
     async def _retire(self, collector: Collector) -> None:
@@ -289,8 +265,32 @@ class Runner:
                     await sink.close(remaining)
             except Exception as exc:
                 self._log.error(
-                    "sink_close_failed", sink=sink.name, reason=failure_message(exc, remaining)
+                    "sink_close_failed",
+                    sink=sink.name,
+                    reason=one_line(exc, timeout=remaining, named=True),
                 )
+
+
+class RunnerView:
+    """The `RuntimeView` of a runner: reads its fields as they are at each call."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def owners(self) -> list[Owner]:
+        return [Owner(owner_of(c), c.interval, c.timeout) for c in self._runner.collectors]
+
+    def latest_readings(self) -> list[Reading]:
+        return [r for rs in list(self._runner.latest.values()) for r in list(rs.values())]
+
+    def stats(self) -> Stats:
+        return self._runner.stats
+
+    def started(self) -> float | None:
+        return self._runner.started
+
+    def firing(self) -> list[Firing]:
+        return self._runner.evaluator.firing()
 
 
 async def _close_collector(collector: Collector) -> None:

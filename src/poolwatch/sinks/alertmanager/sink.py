@@ -15,7 +15,7 @@ Queue items, drained in order by the generic loop of `delivery.py`:
                  interval, and a marker never carries stale state. A marker left over from a
                  previous run sends that run's (rebuilt) book, which is harmless.
 
-HTTP outcomes are those of the webhook sink (`webhook.classify`): 2xx delivered; connection
+HTTP outcomes are those of the webhook sink (`durable.http.post`): 2xx delivered; connection
 errors, timeouts, 408, 429, 5xx retried; other 4xx (Alertmanager's 400 for an invalid alert)
 dead-lettered.
 """
@@ -26,7 +26,6 @@ import asyncio
 import hashlib
 import json
 import re
-import ssl
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -34,17 +33,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from poolwatch import __version__
 from poolwatch.core import secrets as redact
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event, now_utc, rfc3339
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
 from poolwatch.sinks.alertmanager.alertbook import VALIDITY_RESENDS, Alert, AlertBook, stamp
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
-from poolwatch.sinks.durable.answers import classify, read_snippet
+from poolwatch.sinks.durable import http
 from poolwatch.sinks.durable.delivery import Delivered, DeliveryLoop, Outcome, Reject, Retry
 from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
-from poolwatch.sinks.durable.retry import Backoff
 
 RESEND = "resend:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
@@ -75,17 +74,7 @@ def build_client(
 ) -> httpx.AsyncClient:
     """Basic auth, when wanted, comes from the URL's userinfo (httpx applies it per request);
     `transport` is for tests."""
-    try:
-        tls = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise SinkError(f"cannot load ca_file {config.ca_file}: {exc.strerror or exc}") from None
-    return httpx.AsyncClient(
-        verify=tls,
-        headers={"user-agent": f"poolwatch/{__version__}", "content-type": "application/json"},
-        timeout=httpx.Timeout(config.timeout),
-        follow_redirects=False,
-        transport=transport,
-    )
+    return http.client(timeout=config.timeout, ca_file=config.ca_file, transport=transport)
 
 
 class AlertmanagerSink:
@@ -127,7 +116,7 @@ class AlertmanagerSink:
             self._client = build_client(self.config, self._transport)
         except (SinkError, QueueError, OSError, TimeoutError) as exc:
             await self.queue.close()
-            raise SinkError(f"sink {self.name}: {redact.scrub(str(exc))}") from None
+            raise SinkError(f"sink {self.name}: {one_line(exc)}") from None
         self.loop.start()
         self._timer = asyncio.create_task(self._resend_every(), name=f"resend-{self.name}")
         self._log.info(
@@ -187,19 +176,9 @@ class AlertmanagerSink:
             return Reject(f"unreadable queued payload: {exc}")
         if not alerts:
             return Delivered()
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                request = self._client.build_request("POST", self.endpoint, content=encode(alerts))
-                response = await self._client.send(request, stream=True)
-                try:
-                    snippet = await read_snippet(response)
-                finally:
-                    await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
-            return Retry(f"no answer within {self.config.timeout:g}s")
-        except httpx.HTTPError as exc:
-            return Retry(redact.scrub(f"{type(exc).__name__}: {exc}"))
-        return classify(response.status_code, response.headers.get("retry-after"), snippet)
+        return await http.post(
+            self._client, self.endpoint, encode(alerts), deadline=self.config.timeout
+        )
 
     async def _resend_every(self) -> None:
         while True:
@@ -207,4 +186,4 @@ class AlertmanagerSink:
             try:
                 await self.resend()
             except Exception as exc:  # the disk failed: the next interval tries again
-                self._log.warning("resend_failed", reason=f"{type(exc).__name__}: {exc}")
+                self._log.warning("resend_failed", reason=one_line(exc, named=True))

@@ -19,9 +19,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from poolwatch.core.backoff import Backoff
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks.durable.queue import DurableQueue, Item
-from poolwatch.sinks.durable.retry import Backoff
 
 _EXPIRE_EVERY = 60.0
 """Seconds between max-age sweeps of the queue while it is being worked on."""
@@ -174,7 +175,7 @@ class DeliveryLoop:
                 except Exception as exc:  # the disk failed: items stay queued; try again later
                     failures += 1
                     delay = self.backoff.delay(failures)
-                    self._failed(None, f"queue: {type(exc).__name__}: {exc}", failures, delay)
+                    self._failed(None, f"queue: {one_line(exc, named=True)}", failures, delay)
                     if not await self._pause(delay):
                         return
         finally:
@@ -197,7 +198,7 @@ class DeliveryLoop:
         try:
             return await self.deliver(item)
         except Exception as exc:  # a bug in a deliver callable must not drop the item
-            return Retry(f"{type(exc).__name__}: {exc}")
+            return Retry(one_line(exc, named=True))
 
     async def _pause(self, delay: float) -> bool:
         """Sleep before a retry; False when shutting down and the retry would miss the deadline.

@@ -11,23 +11,21 @@ in `deliver`, which turns one POST into an `Outcome` for the generic loop in `de
 
 from __future__ import annotations
 
-import asyncio
 import json
-import ssl
 import time
 from pathlib import Path
 
 import httpx
 
-from poolwatch import __version__
 from poolwatch.core import secrets as redact
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
-from poolwatch.sinks.durable.answers import classify, read_snippet
-from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcome, Retry
+from poolwatch.sinks.durable import http
+from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcome, Reject, Retry
 from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
-from poolwatch.sinks.durable.retry import Backoff
 from poolwatch.sinks.webhook import signing
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.signing import signing_key
@@ -44,27 +42,17 @@ def encode(event: Event) -> bytes:
 
 def build_client(config: WebhookSettings) -> httpx.AsyncClient:
     """One pooled client per sink with the TLS, auth and header settings of its config."""
-    try:
-        tls = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-        if config.client_cert is not None:
-            tls.load_cert_chain(config.client_cert, config.client_key)
-    except (OSError, ssl.SSLError) as exc:
-        named = (("ca_file", config.ca_file), ("client_cert", config.client_cert))
-        files = ", ".join(f"{key} {path}" for key, path in named if path)
-        raise SinkError(f"cannot load TLS files ({files}): {exc.strerror or exc}") from None
-    headers = {"user-agent": f"poolwatch/{__version__}", **config.header_values()}
-    headers["content-type"] = "application/json"
-    if config.bearer_token is not None:
-        headers["authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"
-    auth = None
     if config.username is not None and config.password is not None:
-        auth = httpx.BasicAuth(config.username, config.password.get_secret_value())
-    return httpx.AsyncClient(
-        verify=tls,
-        auth=auth,
-        headers=headers,
-        timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
-        follow_redirects=False,
+        basic = (config.username, config.password.get_secret_value())
+    return http.client(
+        timeout=config.timeout,
+        connect_timeout=config.connect_timeout,
+        ca_file=config.ca_file,
+        client_cert=config.client_cert,
+        client_key=config.client_key,
+        headers=config.header_values(),
+        bearer_token=config.bearer_token.get_secret_value() if config.bearer_token else None,
+        basic_auth=basic,
     )
 
 
@@ -93,7 +81,7 @@ class WebhookSink:
             self._client = build_client(self.config)
         except (SinkError, QueueError, OSError, TimeoutError) as exc:
             await self.queue.close()
-            raise SinkError(f"sink {self.name}: {redact.scrub(str(exc))}") from None
+            raise SinkError(f"sink {self.name}: {one_line(exc)}") from None
         self.loop.start()
         stats = self.loop.stats()
         self._log.info(
@@ -125,23 +113,9 @@ class WebhookSink:
         if self._client is None:
             return Retry("sink not started")
         headers = signing.headers(self._key, item.key, int(time.time()), item.body)
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                request = self._client.build_request(
-                    "POST", self.config.url, content=item.body, headers=headers
-                )
-                response = await self._client.send(request, stream=True)
-                try:
-                    snippet = await read_snippet(response)
-                finally:
-                    await response.aclose()
-        except TimeoutError:
-            return Retry(f"no answer within {self.config.timeout:g}s")
-        except httpx.TimeoutException as exc:
-            return Retry(f"{type(exc).__name__}: no answer in time")
-        except httpx.HTTPError as exc:
-            return Retry(redact.scrub(f"{type(exc).__name__}: {exc}"))
-        outcome = classify(response.status_code, response.headers.get("retry-after"), snippet)
-        if response.status_code == 410:
+        outcome = await http.post(
+            self._client, self.config.url, item.body, deadline=self.config.timeout, headers=headers
+        )
+        if isinstance(outcome, Reject) and outcome.status == 410:
             self._log.error("webhook_endpoint_gone", url=redact.url(self.config.url), item=item.key)
         return outcome

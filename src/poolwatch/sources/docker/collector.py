@@ -26,6 +26,7 @@ import docker.errors
 from poolwatch.config.fields import format_duration
 from poolwatch.config.rules import Rule, Rules
 from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish, SourceError
 from poolwatch.sources.docker.activity import ActivityLog
@@ -46,7 +47,7 @@ from poolwatch.sources.docker.stats import (
     from_api,
     memory_percent,
 )
-from poolwatch.sources.docker.watch import follow
+from poolwatch.sources.docker.watch import REASON_CHARS, follow
 
 SOURCE = "docker"
 ENGINE_INSTANCE = "engine"
@@ -59,11 +60,6 @@ class _Inspected:
     state: str
     host_config: Mapping[str, Any]
     cgroup_parent: str
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
 
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
@@ -188,7 +184,9 @@ class DockerCollector:
         try:
             return await self._collect()
         except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
-            raise SourceError(f"Docker engine unreachable: {_reason(exc)}") from exc
+            raise SourceError(
+                f"Docker engine unreachable: {one_line(exc, limit=REASON_CHARS)}"
+            ) from exc
 
     async def _collect(self) -> list[Reading]:
         await self._start()

@@ -10,12 +10,16 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish
 from poolwatch.sources.docker.engine import CONNECTED, EventStream, StreamEnded
 
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0
+REASON_CHARS = 200
+"""Engine errors can quote whole API answers: a reason keeps their first 200 characters."""
 
 
 class EventHandler(Protocol):
@@ -41,19 +45,19 @@ class EventHandler(Protocol):
 def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return "the event stream closed"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+    return one_line(exc, limit=REASON_CHARS)
 
 
 async def follow(stream: EventStream, handler: EventHandler, publish: Publish) -> None:
     """Run until cancelled: one subscription after another, backing off while the engine is away."""
-    delay = RECONNECT_MIN
+    backoff = Backoff(RECONNECT_MIN, RECONNECT_MAX)
+    failures = 0
     try:
         while True:
             if await _subscription(stream, handler, publish):
-                delay = RECONNECT_MIN
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX)
+                failures = 0
+            failures += 1
+            await asyncio.sleep(backoff.delay(failures))
     finally:
         handler.connected.clear()
         stream.abandon()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,8 +30,9 @@ from typing import Any
 import asyncpg
 
 from poolwatch.config.rules import Rules
-from poolwatch.core import secrets as redact
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.postgres.dsn import DsnError, libpq_uri
@@ -140,12 +140,10 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 def _reason(exc: BaseException) -> str:
-    """One safe line: the driver's words (never a DSN, which poolwatch does not format)."""
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
+    """The driver's words as one safe line, with the SQLSTATE that says which error it was."""
     state = _sqlstate(exc)
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return redact.scrub(f"{text} (SQLSTATE {state})" if state else text)
+    text = one_line(exc)  # a timeout: "no answer in time"
+    return f"{text} (SQLSTATE {state})" if state else text
 
 
 class PostgresCollector:
@@ -158,9 +156,7 @@ class PostgresCollector:
         target: PostgresTarget,
         *,
         clock: Callable[[], float] = time.monotonic,
-        jitter: Callable[[], float] = random.random,
-        backoff_base: float = BACKOFF_BASE,
-        backoff_cap: float = BACKOFF_CAP,
+        backoff: Backoff | None = None,
     ) -> None:
         self.instance = target.name
         self.interval = target.interval
@@ -175,8 +171,8 @@ class PostgresCollector:
         except DsnError as exc:  # refused at load; kept for a target built by hand
             self._dsn_error = f"invalid DSN: {exc}"
         self._password = target.password.get_secret_value() if target.password else None
-        self._clock, self._jitter = clock, jitter
-        self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
+        self._clock = clock
+        self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
         # connect, query, reconnect, query again: three steps must fit the runner's timeout
         self._step = target.timeout * 0.3
         self._conn: Any = None
@@ -258,8 +254,7 @@ class PostgresCollector:
             )
         except Exception as exc:
             self._failures += 1
-            delay = min(self._backoff_cap, self._backoff_base * 2 ** (self._failures - 1))
-            delay *= 0.5 + 0.5 * self._jitter()
+            delay = self.backoff.delay(self._failures)
             self._retry_at = self._clock() + delay
             self._saturated = _sqlstate(exc) == TOO_MANY_CONNECTIONS
             self._failure = SATURATED_MESSAGE if self._saturated else _reason(exc)

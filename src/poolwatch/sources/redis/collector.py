@@ -14,10 +14,8 @@ says what each reading means; a test checks the two agree).
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from redis.asyncio.connection import Connection, parse_url
@@ -26,7 +24,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from poolwatch.config.rules import Rules
 from poolwatch.core import secrets as redact
+from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.redis.info import READINGS, UNITS, Sample, parse_info, resolve_maxclients
@@ -37,23 +37,8 @@ CLIENT_NAME = "poolwatch"
 SATURATION_ERROR = "max number of clients reached"
 REDIS_DEFAULT_MAXCLIENTS = 10000
 """Redis's own default, assumed only when saturated before any limit was ever learned."""
-
-# --- backoff ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delay before reconnect attempt n+1 after n failures: doubling from `base`, capped at `cap`,
-    then scaled by a random factor in [0.5, 1) so that many poolwatches do not retry in step."""
-
-    base: float = 1.0
-    cap: float = 30.0
-    jitter: Callable[[], float] = random.random
-
-    def delay(self, failures: int) -> float:
-        ceiling = min(self.cap, self.base * 2.0 ** max(0, failures - 1))
-        return ceiling * (0.5 + 0.5 * self.jitter())
-
+RECONNECT_INITIAL, RECONNECT_MAX = 1.0, 30.0
+"""Reconnect backoff: doubling from 1 s to 30 s, jittered so that many poolwatches spread out."""
 
 # --- the connection -----------------------------------------------------------------------------
 
@@ -139,7 +124,7 @@ class RedisCollector:
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self.configured_maxclients = target.max_clients
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(RECONNECT_INITIAL, RECONNECT_MAX)
         self._clock = clock
         self._log = get_logger()
         # a lost connection is followed by a reconnect in the same poll: each gets half the time
@@ -151,7 +136,7 @@ class RedisCollector:
             self._class(**self._options)  # a URL option redis-py does not know fails here, once
         except (ValueError, TypeError) as exc:
             self._class, self._options, self.where = Connection, {}, redact.url(target.url)
-            self._invalid = redact.scrub(f"invalid Redis URL {self.where}: {exc}")
+            self._invalid = f"invalid Redis URL {self.where}: {one_line(exc)}"
         self._conn: _Wire | None = None
         self._config_get = True
         self._before: Sample | None = None
@@ -247,7 +232,7 @@ class RedisCollector:
             await conn.send_command(*args)
             return await conn.read_response()
         except ResponseError as exc:
-            raise _RefusedError(redact.scrub(f"{self.where}: {args[0]} refused: {exc}")) from None
+            raise _RefusedError(f"{self.where}: {args[0]} refused: {one_line(exc)}") from None
         except RedisError as exc:
             await self._drop()
             if isinstance(exc, RedisConnectionError):
@@ -304,12 +289,12 @@ class RedisCollector:
         """Count a failure, schedule the next attempt, and say what happened, safely."""
         self._failures += 1
         self._retry_at = self._clock() + self.backoff.delay(self._failures)
-        reason = str(exc) or type(exc).__name__
+        reason = one_line(exc)
         self._saturated = SATURATION_ERROR in reason
         if self._saturated:
             return _SaturatedError(True)
         where = "" if self.where in reason else f"{self.where}: "
-        self._last_failure = redact.scrub(f"{where}{reason}")
+        self._last_failure = f"{where}{reason}"
         return SourceError(self._last_failure)
 
     async def _drop(self) -> None:

@@ -29,10 +29,9 @@ def event(n: int) -> Event:
 
 
 def hook(url: str, **extra: Any) -> WebhookSettings:
-    config = WebhookSettings.model_validate(
+    return WebhookSettings.model_validate(
         {"name": "audit", "url": url, "retry_initial": "50ms", "retry_max": "200ms", **extra}
     )
-    return config
 
 
 async def wait_until(predicate: Any) -> None:

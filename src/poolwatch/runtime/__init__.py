@@ -1,0 +1,1 @@
+"""Running poolwatch: scheduling, planning, reload, `--once`, logs, heartbeat, metrics, health."""

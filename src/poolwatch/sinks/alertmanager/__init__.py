@@ -1,0 +1,1 @@
+"""The Alertmanager sink: settings, events → alerts (alertbook), and the sink per peer."""

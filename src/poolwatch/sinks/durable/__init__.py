@@ -1,0 +1,1 @@
+"""What both HTTP sinks stand on: the sqlite queue, the delivery loop, HTTP answers and POST."""

@@ -1,0 +1,1 @@
+"""The stdout sink: every event as one JSON log line."""

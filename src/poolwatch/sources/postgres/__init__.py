@@ -1,0 +1,1 @@
+"""The postgres source: settings.py (keys), readings.py (what it emits), collector.py (how)."""

@@ -21,6 +21,7 @@ from tests.postgres.pgserver import (
 )
 
 from poolwatch.config import load as config
+from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading, Severity
 from poolwatch.runtime.scheduler import Runner, owner_of
@@ -129,7 +130,7 @@ async def test_full_pool_is_saturation_not_down(
 ) -> None:
     target = make_target(pg.dsn())
     # one more rule, to prove that a saturated poll resolves nothing "gone"
-    rules = {**target.rules, "connections_by_user": config.Rule(alert="LoadUserBusy", warning=100)}
+    rules = {**target.rules, "connections_by_user": Rule(alert="LoadUserBusy", warning=100)}
     clock = FakeClock()
     collector = PostgresCollector(target.model_copy(update={"rules": rules}), clock=clock)
     h = Harness(collector, validate_event)

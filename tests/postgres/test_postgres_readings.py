@@ -27,6 +27,7 @@ from poolwatch import cli
 from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading, now_utc
+from poolwatch.runtime.daemon import once
 from poolwatch.runtime.scheduler import Runner, owner_of
 from poolwatch.sources.postgres.collector import PostgresCollector
 from poolwatch.sources.postgres.readings import CHECKS
@@ -221,7 +222,7 @@ async def test_no_password_in_logs_events_or_check_config(
     assert [e.alert for e in sent] == ["PostgreSQLDown"]
     validate_event(sent[0].to_dict())
     out = io.StringIO()
-    cli.check_config(loaded, None, out)
+    cli.check_config(loaded, out)
     for text in (repr(logs), repr(readings), repr([e.to_dict() for e in sent]), out.getvalue()):
         assert wrong not in text
         assert LOAD_PASSWORD not in text
@@ -239,7 +240,7 @@ async def test_once_reports_the_pool_and_closes(pg: PgServer) -> None:
     loaded = config.load(env={"POOLWATCH_POSTGRES_DSN": pg.dsn(), "POOLWATCH_HOST_STATS": "off"})
     out = io.StringIO()
     try:
-        code = await cli.once(loaded, "json", out)
+        code = await once(loaded, "json", out)
     finally:
         structlog.reset_defaults()  # once() configures logging for the process
     results = [json.loads(line) for line in out.getvalue().splitlines()]

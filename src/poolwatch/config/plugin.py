@@ -8,17 +8,18 @@ source touches its own folder, one field of `poolwatch.config.model.Config`, and
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from poolwatch.config.fields import Duration, Frozen
+from poolwatch.config.fields import Duration, Frozen, unique_names
 from poolwatch.config.rules import Rules, Threshold
 
 if TYPE_CHECKING:
-    from poolwatch.sources import Planned
+    from poolwatch.sources import Collector, Planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +82,30 @@ class SourceSettings(Judged):
         """The collectors this section asks for; `running` names those a reload starts from.
         Collector modules are imported here, only when the source is enabled."""
         raise NotImplementedError
+
+
+class TargetedSettings(SourceSettings):
+    """A source of named targets (PostgreSQL servers, Redis servers), one collector each."""
+
+    SOURCE: ClassVar[str]
+    targets: list[Any] = Field(default_factory=list)
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, targets: list[Any]) -> list[Any]:
+        return unique_names(targets)
+
+    def collector(self) -> Callable[[Any], Collector]:
+        """The collector class; imported when called, so an unused source costs nothing."""
+        raise NotImplementedError
+
+    async def plan(self, running: Collection[str]) -> list[Planned]:
+        if not self.targets:
+            return []
+        from poolwatch.sources import planned
+
+        build = self.collector()
+        return [
+            planned(f"{self.SOURCE}:{target.name}", target, partial(build, target))
+            for target in self.targets
+        ]

@@ -42,6 +42,7 @@ def encode(event: Event) -> bytes:
 
 def build_client(config: WebhookSettings) -> httpx.AsyncClient:
     """One pooled client per sink with the TLS, auth and header settings of its config."""
+    basic = None
     if config.username is not None and config.password is not None:
         basic = (config.username, config.password.get_secret_value())
     return http.client(

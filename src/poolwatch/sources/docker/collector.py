@@ -227,7 +227,7 @@ class DockerCollector:
             except docker.errors.NotFound:
                 return  # removed since the list; the next poll forgets it
             state = data.get("State") or {}
-            host_config = data.get("HostSettings") or {}
+            host_config = data.get("HostConfig") or {}
             self.activity.inspected(
                 container.id,
                 int(data.get("RestartCount") or 0),

@@ -3,12 +3,11 @@ so a typo is refused with the key named instead of paging "PostgreSQL down"."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from functools import partial
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from poolwatch.config.fields import (
     REDACTED_URL,
@@ -18,14 +17,13 @@ from poolwatch.config.fields import (
     check_port,
     check_url_port,
     credential,
-    unique_names,
 )
-from poolwatch.config.plugin import EnvVar, Judged, SourceSettings
+from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
 from poolwatch.sources.postgres.dsn import DsnError, parse_keywords
 from poolwatch.sources.postgres.readings import CHECKS
 
 if TYPE_CHECKING:
-    from poolwatch.sources import Planned
+    from poolwatch.sources import Collector
 
 
 def check_dsn(text: str) -> str:
@@ -70,7 +68,8 @@ class PostgresTarget(Judged):
     max_connections: int | None = Field(None, ge=1)
 
 
-class PostgresSettings(SourceSettings):
+class PostgresSettings(TargetedSettings):
+    SOURCE: ClassVar[str] = "postgres"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_connections",)
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
@@ -83,18 +82,7 @@ class PostgresSettings(SourceSettings):
     max_connections: int | None = Field(None, ge=1)
     targets: list[PostgresTarget] = []
 
-    @field_validator("targets")
-    @classmethod
-    def _unique(cls, targets: list[PostgresTarget]) -> list[PostgresTarget]:
-        return unique_names(targets)
-
-    async def plan(self, running: Collection[str]) -> list[Planned]:
-        if not self.targets:
-            return []
-        from poolwatch.sources import planned
+    def collector(self) -> Callable[[Any], Collector]:
         from poolwatch.sources.postgres.collector import PostgresCollector
 
-        return [
-            planned(f"postgres:{pg.name}", pg, partial(PostgresCollector, pg))
-            for pg in self.targets
-        ]
+        return PostgresCollector

@@ -4,12 +4,11 @@ code that connects with it, so a typo is refused with the key named instead of p
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from functools import partial
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from poolwatch.config.fields import (
     REDACTED_URL,
@@ -18,13 +17,12 @@ from poolwatch.config.fields import (
     Secret,
     check_url_port,
     credential,
-    unique_names,
 )
-from poolwatch.config.plugin import EnvVar, Judged, SourceSettings
+from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
 from poolwatch.sources.redis.info import BOUNDED_PERCENT, CHECKS
 
 if TYPE_CHECKING:
-    from poolwatch.sources import Planned
+    from poolwatch.sources import Collector
 
 
 def check_url(text: str) -> str:
@@ -65,7 +63,8 @@ class RedisTarget(Judged):
         return self
 
 
-class RedisSettings(SourceSettings):
+class RedisSettings(TargetedSettings):
+    SOURCE: ClassVar[str] = "redis"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_clients",)
@@ -79,15 +78,7 @@ class RedisSettings(SourceSettings):
     max_clients: int | None = Field(None, ge=1)
     targets: list[RedisTarget] = []
 
-    @field_validator("targets")
-    @classmethod
-    def _unique(cls, targets: list[RedisTarget]) -> list[RedisTarget]:
-        return unique_names(targets)
-
-    async def plan(self, running: Collection[str]) -> list[Planned]:
-        if not self.targets:
-            return []
-        from poolwatch.sources import planned
+    def collector(self) -> Callable[[Any], Collector]:
         from poolwatch.sources.redis.collector import RedisCollector
 
-        return [planned(f"redis:{rd.name}", rd, partial(RedisCollector, rd)) for rd in self.targets]
+        return RedisCollector

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolwatch.config.rules import Rule
+from poolwatch.config.rules import Rule, Threshold
 from poolwatch.core.evaluate import Evaluator, judge
 from poolwatch.core.model import Reading, Severity
 
@@ -235,3 +235,35 @@ def test_a_recovered_yes_no_reading_resolves_despite_hysteresis() -> None:
         ("firing", "PostgreSQLDown"),
         ("resolved", "PostgreSQLDown"),
     ]
+
+
+def test_a_rule_disabled_or_removed_resolves_its_firing_alert() -> None:
+    """A reload that disables or removes the rule of a firing alert resolves it: at once through
+    `retire`, and (for a reading that still comes) through `observe` too; never firing forever."""
+    rule = Rule(alert="PoolHigh", warning=Threshold(150))
+    reading = Reading("postgres", "main", "connections", 160, "connections")
+    for change in ({"connections": rule.model_copy(update={"enabled": False})}, {}):
+        evaluator = Evaluator("h")
+        (fired,) = evaluator.observe("postgres:main", [reading], {"connections": rule}, T0)
+        assert fired.status == "firing"
+        (resolved,) = evaluator.retire("postgres:main", change, T0 + timedelta(seconds=1))
+        assert (resolved.status, resolved.alert) == ("resolved", "PoolHigh")
+        assert "rule was disabled or removed" in resolved.message
+        assert evaluator.firing() == []
+        assert evaluator.observe("postgres:main", [reading], change, T0) == []
+
+        evaluator.observe("postgres:main", [reading], {"connections": rule}, T0)
+        (resolved,) = evaluator.observe("postgres:main", [reading], change, T0)
+        assert resolved.status == "resolved"
+        assert evaluator.firing() == []
+
+
+def test_retire_leaves_other_owners_and_judged_alerts_alone() -> None:
+    rule = Rule(alert="PoolHigh", warning=Threshold(150))
+    evaluator = Evaluator("h")
+    for owner, instance in (("postgres:a", "a"), ("postgres:b", "b")):
+        reading = Reading("postgres", instance, "connections", 160, "connections")
+        evaluator.observe(owner, [reading], {"connections": rule}, T0)
+    assert evaluator.retire("postgres:a", {"connections": rule}, T0) == []
+    assert len(evaluator.retire("postgres:a", {}, T0)) == 1
+    assert [f.key.instance for f in evaluator.firing()] == ["b"]

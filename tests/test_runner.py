@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import structlog
@@ -53,6 +54,13 @@ class ScriptedCollector:
             Reading(self.source, self.instance, "up", 1, "bool"),
             Reading(self.source, self.instance, "connections", self.value, "connections", 197),
         ]
+
+    def reconfigure(self, settings: Any) -> None:
+        self.rules, self.interval, self.timeout = (
+            settings.rules,
+            settings.interval,
+            settings.timeout,
+        )
 
     async def close(self) -> None:
         self.closed = True
@@ -161,13 +169,9 @@ async def test_a_stuck_sink_cannot_hold_shutdown_past_the_deadline() -> None:
 
 
 def planned(instance: str, identity: object, rules: Any = RULES, interval: float = 0.1) -> Planned:
+    settings = SimpleNamespace(rules=rules, interval=interval, timeout=1.0)
     return Planned(
-        f"postgres:{instance}",
-        identity,
-        rules,
-        interval,
-        1.0,
-        partial(ScriptedCollector, instance, interval),
+        f"postgres:{instance}", identity, settings, partial(ScriptedCollector, instance, interval)
     )
 
 

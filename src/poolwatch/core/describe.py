@@ -69,11 +69,17 @@ def describe_event(
     rule: Rule,
     *,
     gone: bool = False,
+    unruled: bool = False,
 ) -> str:
     if status == "firing":
         return describe_reading(reading, level, threshold, rule)
     if gone:
         return f"{subject(reading)}: {reading.check.replace('_', ' ')} no longer reported; resolved"
+    if unruled:
+        return (
+            f"{subject(reading)}: {reading.check.replace('_', ' ')} no longer judged "
+            "(its rule was disabled or removed); resolved"
+        )
     side = "below" if rule.direction == "above" else "above"
     limit = f" {level.label} {number(threshold, reading.unit)}" if threshold is not None else ""
     return f"{subject(reading)}: {measurement(reading)}, back {side}{limit}; resolved"

@@ -100,6 +100,8 @@ class Evaluator:
         for reading in readings:
             rule = rule_for(rules, reading)
             if rule is None or not rule.enabled:
+                # an alert whose rule a reload took away ends here, not "firing forever"
+                events.extend(self._unrule(reading.key, now))
                 continue
             event = self._step(owner, reading, rule, now)
             if event is not None:
@@ -118,6 +120,22 @@ class Evaluator:
                     self._event(state, state.last, "resolved", state.severity, now, gone=True)
                 )
         return events
+
+    def retire(self, owner: str, rules: Mapping[str, Rule], now: datetime) -> list[Event]:
+        """Resolve and forget the alerts of `owner` that `rules` no longer judge (a rule a
+        reload disabled or removed), at once rather than at the next poll."""
+        events: list[Event] = []
+        for key, state in list(self.states.items()):
+            rule = rule_for(rules, state.last)
+            if state.owner == owner and (rule is None or not rule.enabled):
+                events.extend(self._unrule(key, now))
+        return events
+
+    def _unrule(self, key: AlertKey, now: datetime) -> list[Event]:
+        state = self.states.pop(key, None)
+        if state is None or state.severity == Severity.OK or state.since is None:
+            return []
+        return [self._event(state, state.last, "resolved", state.severity, now, unruled=True)]
 
     def firing(self) -> list[Firing]:
         """The alerts firing now (what `/metrics` shows as `poolwatch_alert_active`)."""
@@ -177,6 +195,7 @@ class Evaluator:
         now: datetime,
         *,
         gone: bool = False,
+        unruled: bool = False,
     ) -> Event:
         threshold = threshold_for(reading, state.rule, level)
         critical = level == Severity.CRITICAL
@@ -193,7 +212,9 @@ class Evaluator:
             limit=reading.limit,
             labels=reading.labels,
             since=state.since or now,
-            message=describe_event(reading, status, level, threshold, state.rule, gone=gone),
+            message=describe_event(
+                reading, status, level, threshold, state.rule, gone=gone, unruled=unruled
+            ),
             host=self.host,
             time=now,
         )

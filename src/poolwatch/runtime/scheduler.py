@@ -203,9 +203,10 @@ class Runner:
                     item.interval,
                     item.timeout,
                 )
-                old.rules, old.interval, old.timeout = item.rules, item.interval, item.timeout
+                old.reconfigure(item.settings)
                 collectors.append(old)
                 outcome[item.owner] = "updated" if changed else "kept"
+                await self.deliver(self.evaluator.retire(item.owner, old.rules, self.clock()))
                 continue
             if old is not None:
                 await self._retire(old)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from poolwatch.config.fields import Frozen
 from poolwatch.config.rules import Rules
@@ -41,6 +41,11 @@ class Collector(Protocol):
         """Release connections; called once at shutdown."""
         ...
 
+    def reconfigure(self, settings: Any) -> None:
+        """Take a reload's settings of the same identity (so the same connection): rules,
+        interval and timeout, the timeout reaching the collector's own I/O from the next poll."""
+        ...
+
 
 @runtime_checkable
 class Watcher(Protocol):
@@ -66,10 +71,24 @@ class Planned:
 
     owner: str
     identity: object
-    rules: Rules
-    interval: float
-    timeout: float
+    settings: Any
+    """What the collector is built with; a kept collector is `reconfigure`d with it."""
     build: Callable[[], Collector]
+
+    @property
+    def rules(self) -> Rules:
+        judged: _Judged = self.settings
+        return judged.rules
+
+    @property
+    def interval(self) -> float:
+        judged: _Judged = self.settings
+        return judged.interval
+
+    @property
+    def timeout(self) -> float:
+        judged: _Judged = self.settings
+        return judged.timeout
 
 
 class _Judged(Protocol):
@@ -81,6 +100,5 @@ class _Judged(Protocol):
 def planned(owner: str, settings: Frozen, build: Callable[[], Collector]) -> Planned:
     """A `Planned` from a target's settings: its identity is everything but what a running
     collector takes over without reconnecting (rules, interval, timeout)."""
-    judged: _Judged = settings  # type: ignore[assignment]
     identity = settings.model_copy(update={"rules": {}, "interval": 0.0, "timeout": 0.0})
-    return Planned(owner, identity, judged.rules, judged.interval, judged.timeout, build)
+    return Planned(owner, identity, settings, build)

@@ -411,6 +411,15 @@ class DockerCollector:
         self.events.abandon()
         self.engine.close()
 
+    def reconfigure(self, settings: DockerSettings) -> None:
+        """New rules, interval and timeout; the timeout reaches the API clients (made afresh)
+        and the next event subscription."""
+        self.rules, self.interval = settings.rules, settings.interval
+        if settings.timeout != self.timeout:
+            self.timeout = settings.timeout
+            self.engine.retime(settings.timeout)
+            self.events.timeout = settings.timeout
+
 
 def _reading(
     container: Container,

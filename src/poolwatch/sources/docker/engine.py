@@ -82,15 +82,27 @@ class Engine:
         self._clients: list[Any] = []
         self._lock = threading.Lock()
         self.api_version: str | None = None
+        self._generation = 0
+
+    def retime(self, timeout: float) -> None:
+        """A new timeout for every call from now on: each thread makes a new client."""
+        self.timeout = timeout
+        self._generation += 1
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
+        if client is not None and getattr(self._local, "generation", 0) != self._generation:
+            with self._lock:  # retimed: this thread's old client goes, with its sockets
+                self._clients.remove(client)
+            with contextlib.suppress(Exception):
+                client.close()
+            client = None
         if client is None:
             version = self.api_version
             if version is None:
                 version = self.api_version = negotiate(self.environment, self.timeout)
             client = make_client(self.environment, self.timeout, version)
-            self._local.client = client
+            self._local.client, self._local.generation = client, self._generation
             with self._lock:
                 self._clients.append(client)
         return client

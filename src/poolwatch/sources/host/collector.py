@@ -203,6 +203,10 @@ class HostCollector:
     async def close(self) -> None:
         return None
 
+    def reconfigure(self, settings: HostSettings) -> None:
+        self.rules, self.interval = settings.rules, settings.interval
+        self.timeout = settings.timeout
+
     def _prime(self) -> None:
         self._sample_cpu()
         self._network()

@@ -175,6 +175,7 @@ class PostgresCollector:
         self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
         # connect, query, reconnect, query again: three steps must fit the runner's timeout
         self._step = target.timeout * 0.3
+        self._retimed = False
         self._conn: Any = None
         self._lock = asyncio.Lock()
         self._failures = 0
@@ -201,11 +202,33 @@ class PostgresCollector:
         async with self._lock:
             await self._drop(None)
 
+    def reconfigure(self, target: PostgresTarget) -> None:
+        """New rules, interval and timeout; a changed timeout re-sizes the connect, query and
+        server-side statement timeouts, the last on the live session at the next poll."""
+        self.rules, self.interval = target.rules, target.interval
+        if target.timeout != self.timeout:
+            self.timeout, self._step = target.timeout, target.timeout * 0.3
+            self._retimed = True
+
     # --- connection ---------------------------------------------------------------------------
+
+    def _statement_timeout(self) -> str:
+        """The server cancels first (a little before the client gives up), in milliseconds."""
+        return str(max(1, int(self._step * 800)))
 
     async def _fetch(self) -> Any:
         if self._conn is not None and self._conn.is_closed():
             await self._drop("connection closed by the server")
+        if self._conn is not None and self._retimed:
+            try:
+                await self._conn.execute(
+                    "SELECT set_config('statement_timeout', $1, false)",
+                    self._statement_timeout(),
+                    timeout=self._step,
+                )
+                self._retimed = False
+            except Exception as exc:
+                await self._drop(_reason(exc))  # reconnect with the new timeouts instead
         if self._conn is not None:
             try:
                 return await self._conn.fetchrow(QUERY, timeout=self._step)
@@ -249,7 +272,7 @@ class PostgresCollector:
                 server_settings={
                     "application_name": APPLICATION_NAME,
                     # the server cancels first, so a client timeout means a dead peer
-                    "statement_timeout": str(max(1, int(self._step * 800))),
+                    "statement_timeout": self._statement_timeout(),
                 },
             )
         except Exception as exc:

@@ -138,6 +138,7 @@ class RedisCollector:
             self._class, self._options, self.where = Connection, {}, redact.url(target.url)
             self._invalid = f"invalid Redis URL {self.where}: {one_line(exc)}"
         self._conn: _Wire | None = None
+        self._retimed = False
         self._config_get = True
         self._before: Sample | None = None
         self._maxclients: float | None = None
@@ -153,6 +154,9 @@ class RedisCollector:
     async def collect(self) -> Sequence[Reading]:
         if self._invalid:
             raise SourceError(self._invalid)
+        if self._retimed:
+            self._retimed = False
+            await self._drop()
         self.last_poll_partial = False
         try:
             info = await self._info()
@@ -173,6 +177,15 @@ class RedisCollector:
 
     async def close(self) -> None:
         await self._drop()
+
+    def reconfigure(self, target: RedisTarget) -> None:
+        """New rules, interval and timeout; a changed timeout reaches the socket timeouts by a
+        reconnect at the next poll (redis-py fixes them per connection)."""
+        self.rules, self.interval = target.rules, target.interval
+        if target.timeout != self.timeout and not self._invalid:
+            self.timeout = target.timeout
+            self._class, self._options = connection_options(target, target.timeout / 2)
+            self._retimed = True
 
     def _reading(
         self, check: str, value: float, limit: float | None, message: str | None = None

@@ -118,3 +118,23 @@ async def test_unhealthy_then_healthy(containers: Containers, watching: Any) -> 
         assert fired.severity == "critical"
         docker_cli("exec", name, "touch", "/tmp/ok")
         await w.event(matching("ContainerUnhealthy", "resolved", name))
+
+
+async def test_a_reloaded_timeout_reaches_the_api_clients(engine: None) -> None:
+    """reconfigure(): every API call after it goes through a client made with the new timeout,
+    and the old clients are closed, not left holding sockets."""
+    collector = DockerCollector(docker_config(timeout=5.0))
+    try:
+        await collector.collect()
+        old = list(collector.engine._clients)
+        assert old
+        assert {client.timeout for client in old} == {5}
+        collector.reconfigure(docker_config(timeout=9.0))
+        await collector.collect()
+        new = collector.engine._clients
+        assert new
+        assert {client.timeout for client in new} == {9}
+        assert not set(map(id, old)) & set(map(id, new))
+        assert collector.events.timeout == 9.0
+    finally:
+        await collector.close()

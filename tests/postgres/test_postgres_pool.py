@@ -237,3 +237,22 @@ async def test_down_within_two_intervals_and_back(
             await admin.close()
     finally:
         await h.collector.close()
+
+
+async def test_a_reloaded_timeout_reaches_the_live_session(pg: PgServer) -> None:
+    """reconfigure(): a new timeout re-sizes the server-side statement_timeout of the same
+    session (no reconnect), so the server still cancels before the client gives up."""
+    target = config.load(env={"POOLWATCH_POSTGRES_DSN": pg.dsn()}).postgres.targets[0]
+    collector = PostgresCollector(target)
+    try:
+        await collector.collect()
+        conn = collector._conn
+        assert await conn.fetchval("SHOW statement_timeout") == "1200ms"  # 5 s x 0.3 x 0.8
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        collector.reconfigure(target.model_copy(update={"timeout": 10.0}))
+        await collector.collect()
+        assert collector._conn is conn
+        assert await conn.fetchval("SHOW statement_timeout") == "2400ms"
+        assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+    finally:
+        await collector.close()

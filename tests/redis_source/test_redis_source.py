@@ -325,3 +325,22 @@ async def test_a_server_that_never_answers_times_out_and_holds_nothing(polls: Ma
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_reloaded_timeout_reaches_the_socket(
+    redis_server: Any, make_collector: Callable[..., RedisCollector]
+) -> None:
+    """reconfigure(): the new timeout is the connection's own socket timeout from the next poll
+    (redis-py fixes it per connection, so that poll reconnects once)."""
+    collector = make_collector(redis_server.url)
+    await collector.collect()
+    before = collector._conn
+    assert before is not None
+    assert before.socket_timeout == 2.5
+    target = config.load(env={"POOLWATCH_REDIS_URL": redis_server.url}).redis.targets[0]
+    collector.reconfigure(target.model_copy(update={"timeout": 8.0, "interval": 3.0}))
+    assert (collector.timeout, collector.interval) == (8.0, 3.0)
+    await collector.collect()
+    assert collector._conn is not None
+    assert collector._conn is not before
+    assert collector._conn.socket_timeout == 4.0

@@ -306,16 +306,12 @@ def _secret_kind(parts: tuple[str, ...]) -> str | None:
     password masked, any other secret (and anything under `headers`) not at all."""
     if "headers" in parts:
         return "value"
-    keys = tuple(p for p in parts if not p.isdigit())
     named = {n[-1] for n in _named_lists()}
     path: list[str] = []
-    for p in parts:
-        if p.isdigit():
-            if path and path[-1] in named:
-                path.append(p)
-            continue
-        path.append(p)
-    del keys
+    for part in parts:
+        # an index stays only after a list of models (their path takes one element there)
+        if not part.isdigit() or (path and path[-1] in named):
+            path.append(part)
     return secret_kind(Config, tuple(path))
 
 

@@ -88,7 +88,7 @@ async def test_oom_killed_container(containers: Containers, watching: Any) -> No
             "--memory", "16m", "--memory-swap", "16m", "--tmpfs", "/fill:size=128m",
             command=("sh", "-c", "dd if=/dev/zero of=/fill/x bs=1M count=64; sleep 3600"),
         )  # fmt: skip
-        fired = await w.event(matching("ContainerOOMKilled", "firing", name), within=20)
+        fired = await w.event(matching("ContainerOOMKilled", "firing", name), within=60)
         assert fired.severity == "critical"
 
 

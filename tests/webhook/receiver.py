@@ -35,6 +35,8 @@ class Request:
     at: float
     status: int
     """The answer given; 0 when the receiver hung."""
+    peer: tuple[str, int] = ("", 0)
+    """The client's address and port: one per TCP connection."""
 
     @property
     def id(self) -> str:
@@ -63,12 +65,16 @@ class Receiver:
         self._released.clear()
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as every real receiver does
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 answer = receiver._next()
                 status = 0 if answer.hang else answer.status
-                receiver._record(self.path, dict(self.headers.items()), body, status)
+                receiver._record(
+                    self.path, dict(self.headers.items()), body, status, self.client_address
+                )
                 if answer.hang:
                     receiver._released.wait(60)
                     return
@@ -126,7 +132,11 @@ class Receiver:
         with self._lock:
             return self.script.popleft() if self.script else Answer()
 
-    def _record(self, path: str, headers: dict[str, str], body: bytes, status: int) -> None:
+    def _record(
+        self, path: str, headers: dict[str, str], body: bytes, status: int, peer: Any
+    ) -> None:
         with self._lock:
             lowered = {k.lower(): v for k, v in headers.items()}
-            self.requests.append(Request(path, lowered, body, time.monotonic(), status))
+            self.requests.append(
+                Request(path, lowered, body, time.monotonic(), status, tuple(peer[:2]))
+            )

@@ -25,9 +25,20 @@ def classify(status: int, retry_after: str | None, snippet: str) -> Outcome:
     return Reject(f"HTTP {status}", status, snippet)
 
 
+DRAIN_BYTES = 64 * 1024
+"""A 2xx body up to this size is read to its end, so the connection goes back to the pool (an
+unread body makes httpx close it, and over TLS every event would pay a new handshake)."""
+
+
 async def read_snippet(response: httpx.Response) -> str:
-    """At most SNIPPET_BYTES of the body: enough to say why, bounded for any answer size."""
+    """At most SNIPPET_BYTES of the body: enough to say why, bounded for any answer size. A 2xx
+    body is read (up to DRAIN_BYTES) and dropped, which keeps the connection alive."""
     if 200 <= response.status_code < 300:
+        drained = 0
+        async for chunk in response.aiter_raw():
+            drained += len(chunk)
+            if drained > DRAIN_BYTES:
+                break  # a huge answer: closing this connection is cheaper than reading it
         return ""
     data = b""
     async for chunk in response.aiter_raw():

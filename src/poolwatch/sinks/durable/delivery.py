@@ -145,9 +145,19 @@ class DeliveryLoop:
     async def _run(self) -> None:
         failures = 0
         next_expire = time.monotonic() + _EXPIRE_EVERY
+        # an answer the queue could not yet record: settled again (with backoff) before anything
+        # is sent, never re-POSTed (a full or read-only disk would otherwise turn one 2xx into a
+        # storm of duplicates)
+        unsettled: tuple[Item, Delivered | Reject] | None = None
         try:
             while True:
                 try:
+                    if unsettled is not None:
+                        await self._settle(*unsettled)
+                        unsettled = None
+                        self._log.info("delivery_recovered", attempts=failures + 1)
+                        failures = 0
+                        continue
                     if time.monotonic() >= next_expire:
                         next_expire = time.monotonic() + _EXPIRE_EVERY
                         await self.queue.expire()
@@ -166,12 +176,14 @@ class DeliveryLoop:
                         if not await self._pause(delay):
                             return
                         continue
+                    unsettled = (item, outcome)
+                    await self._settle(item, outcome)
+                    unsettled = None
                     if failures:
                         self._log.info(
                             "delivery_recovered", attempts=failures + 1, depth=self.queue.depth
                         )
                     failures = 0
-                    await self._settle(item, outcome)
                 except Exception as exc:  # the disk failed: items stay queued; try again later
                     failures += 1
                     delay = self.backoff.delay(failures)

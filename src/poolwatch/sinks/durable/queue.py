@@ -10,6 +10,16 @@ Why `synchronous=FULL`: in WAL mode NORMAL already survives a killed process, bu
 roll back the last commits, i.e. lose events `send` has acknowledged. FULL fsyncs the WAL on every
 commit. Events are rare (state changes and reminders, not samples), so one fsync each is cheap.
 
+The footprint is bounded: the WAL is checkpointed every `_CHECKPOINT_PAGES` pages and cut back to
+`_WAL_LIMIT` bytes (`journal_size_limit`), and truncated to nothing whenever the queue drains, so
+a small state volume holds the queue itself plus well under 1 MiB (README "Queue location and
+bounds" gives the space per event).
+
+A queue file that is damaged (not a database, malformed) is moved aside as
+`<file>.damaged-<time>` with an error line, what can still be read from it is queued again, and a
+fresh queue goes on: the daemon keeps monitoring. A queue file deleted while poolwatch runs is
+noticed at the next operation and recreated, with an error line.
+
 All sqlite calls run on one worker thread per queue (the connection lives there), each awaited
 under `io_timeout`, so a slow disk never stalls the event loop. An exclusive `flock` on
 `<file>.lock` keeps a second poolwatch from delivering the same queue twice; the kernel drops it
@@ -33,6 +43,11 @@ from typing import Any, TypeVar
 from poolwatch.runtime.logs import get_logger
 
 _T = TypeVar("_T")
+
+_WAL_LIMIT = 64 * 1024
+"""`journal_size_limit`: what a checkpointed WAL is cut back to."""
+_CHECKPOINT_PAGES = 32
+"""`wal_autocheckpoint`: pages (4 KiB each) of WAL between automatic checkpoints."""
 
 SNIPPET_BYTES = 512
 """How much of a rejecting response's body the dead-letter table keeps."""
@@ -107,6 +122,7 @@ class DurableQueue:
         self.dropped = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{name}")
         self._db: sqlite3.Connection | None = None
+        self._inode: int | None = None
         self._lock_fd: int | None = None
         self._log = get_logger(sink=name)
 
@@ -172,7 +188,18 @@ class DurableQueue:
     async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.io_timeout):
-            return await loop.run_in_executor(self._executor, func, *args)
+            return await loop.run_in_executor(self._executor, self._guarded, func, *args)
+
+    def _guarded(self, func: Callable[..., _T], *args: Any) -> _T:
+        """`func` on the queue's thread; a file found damaged mid-run is recovered, then `func`
+        runs once more on the fresh queue."""
+        try:
+            return func(*args)
+        except sqlite3.DatabaseError as exc:
+            if self._db is None or not _damaged(exc):
+                raise
+            self._recover(exc)
+            return func(*args)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -192,17 +219,72 @@ class DurableQueue:
             raise QueueError(f"queue {self.path} is in use by another poolwatch") from None
         self._lock_fd = lock_fd
         try:
-            db = sqlite3.connect(self.path, timeout=self.io_timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
+            self._connect()
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                self._close()
+                raise QueueError(f"cannot open queue {self.path}: {exc}") from None
+            self._recover(exc)
         except sqlite3.Error as exc:
             self._close()
             raise QueueError(f"cannot open queue {self.path}: {exc}") from None
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, timeout=self.io_timeout, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
+            db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT count(*) FROM queue").fetchone()  # reads a damaged file's pages
+        except sqlite3.Error:
+            db.close()
+            raise
         self._db = db
+        self._inode = os.stat(self.path).st_ino
         self._refresh()
 
+    def _recover(self, exc: BaseException) -> None:
+        """Move a damaged file aside, start a fresh queue, and queue again what can be read."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(self.clock())}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        salvaged = _salvage(aside)
+        self._connect()
+        db = self._conn()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO queue (key, body, created) VALUES (?, ?, ?)", salvaged)
+        self._refresh()
+        self._log.error(
+            "queue_damaged",
+            path=str(self.path),
+            moved_to=str(aside),
+            requeued=len(salvaged),
+            error=str(exc),
+        )
+
+    def _check_file(self) -> None:
+        """Notice a queue file deleted (or replaced) under a running poolwatch: recreate it."""
+        try:
+            inode: int | None = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            inode = None
+        if inode == self._inode:
+            return
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._connect()
+        self._log.error("queue_file_replaced", path=str(self.path), depth=self.depth)
+
     def _close(self) -> None:
+        self._inode = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -215,6 +297,7 @@ class DurableQueue:
         self.depth, self.oldest = int(depth), oldest
 
     def _put(self, key: str, body: bytes) -> int:
+        self._check_file()
         db = self._conn()
         with db:  # one transaction: insert and trim commit together
             db.execute("BEGIN IMMEDIATE")
@@ -233,6 +316,7 @@ class DurableQueue:
         return int(excess)
 
     def _head(self) -> Item | None:
+        self._check_file()
         row = (
             self._conn()
             .execute("SELECT seq, key, body, created FROM queue ORDER BY seq LIMIT 1")
@@ -241,8 +325,11 @@ class DurableQueue:
         return None if row is None else Item(row[0], row[1], bytes(row[2]), row[3])
 
     def _remove(self, seq: int) -> None:
-        self._conn().execute("DELETE FROM queue WHERE seq = ?", (seq,))
+        db = self._conn()
+        db.execute("DELETE FROM queue WHERE seq = ?", (seq,))
         self._refresh()
+        if self.depth == 0:  # drained: give the WAL's space back
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _dead_letter(self, item: Item, status: int | None, reason: str, response: str) -> int:
         db = self._conn()
@@ -283,3 +370,25 @@ class DurableQueue:
             "SELECT key, body, status, reason, response, failed_at FROM dead_letter ORDER BY seq"
         )
         return [DeadLetter(r[0], bytes(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def _salvage(path: Path) -> list[tuple[str, bytes, float]]:
+    """The rows of a damaged queue file that can still be read, in order; none if none can."""
+    rows: list[tuple[str, bytes, float]] = []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return rows
+    try:
+        for row in db.execute("SELECT key, body, created FROM queue ORDER BY seq"):
+            rows.append((str(row[0]), bytes(row[1]), float(row[2])))
+    except sqlite3.Error:
+        pass  # what was read before the damaged page is kept
+    finally:
+        db.close()
+    return rows

@@ -1,0 +1,168 @@
+"""The durable queue under disk trouble, on real filesystems (tmpfs mounts of a fixed size):
+a full disk after a 2xx, a small state volume, a damaged or deleted queue file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+from tests.factories import make_event
+from tests.webhook.receiver import Answer, Receiver
+
+from poolwatch.core.model import now_utc
+from poolwatch.sinks.webhook.settings import WebhookSettings
+from poolwatch.sinks.webhook.sink import WebhookSink, queue_path
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of `size`, mounted for the test and always unmounted."""
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Take every free byte of the filesystem, so that the next allocation fails (ENOSPC)."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    return filler
+
+
+def hook(url: str) -> WebhookSettings:
+    return WebhookSettings.model_validate(
+        {"name": "audit", "url": url, "retry_initial": "50ms", "retry_max": "200ms"}
+    )
+
+
+def wal_bytes(queue: Path) -> int:
+    wal = Path(f"{queue}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def starts_with(path: Path, prefix: bytes) -> bool:
+    return path.read_bytes().startswith(prefix)
+
+
+async def until(predicate: Any, within: float = 20) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - the receiver answers from its own thread
+            await asyncio.sleep(0.02)
+
+
+async def test_a_full_disk_after_a_2xx_sends_no_duplicate_storm(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Reproduced: the queue could not record a 2xx (disk full), so the same event was POSTed
+    again every 0.25-0.5 s for as long as the disk stayed full. Now the answer is recorded again
+    with backoff, and the event is POSTed exactly once."""
+    receiver.script.append(Answer(503))
+    with tmpfs(tmp_path / "state", "2m") as state:
+        sink = WebhookSink(hook(receiver.url), state)
+        await sink.start()
+        try:
+            event = make_event(time=now_utc())
+            await sink.send(event)
+            await until(lambda: len(receiver.requests) == 1)  # the 503: the event stays queued
+            filler = fill(state)
+            await until(lambda: len(receiver.answered(200)) == 1)
+            with capture_logs() as logs:
+                await asyncio.sleep(3)  # 3 s of a full disk: at most 0.5 s apart, 6+ POSTs before
+            assert [r.id for r in receiver.requests] == [event.id, event.id]
+            failed = [line for line in logs if line["event"] == "delivery_failed"]
+            assert failed  # the settle keeps failing, and says so ...
+            assert all("queue" in line["reason"] for line in failed)
+            filler.unlink()
+            await until(lambda: sink.stats().depth == 0)  # ... until there is room again
+            await asyncio.sleep(0.5)
+            assert len(receiver.answered(200)) == 1
+        finally:
+            await sink.close(2)
+
+
+async def test_a_small_state_volume_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
+    """Reproduced: the WAL grew ~12 KB per event and was never truncated, so a 512 KiB volume
+    lost events with a healthy receiver. Now its footprint is bounded and given back."""
+    with tmpfs(tmp_path / "state", "512k") as state:
+        sink = WebhookSink(hook(receiver.url), state)
+        await sink.start()
+        sent = []
+        try:
+            for _ in range(60):
+                event = make_event(time=now_utc())
+                sent.append(event.id)
+                await sink.send(event)
+            await until(lambda: len(receiver.answered(200)) == len(sent), within=60)
+            await until(lambda: sink.stats().depth == 0)
+        finally:
+            await sink.close(2)
+        wal_size = wal_bytes(queue_path(state, "audit"))
+    assert [r.id for r in receiver.requests] == sent
+    assert sink.stats().dropped == 0
+    assert wal_size == 0  # drained: the WAL was truncated
+
+
+async def test_a_damaged_queue_file_is_moved_aside_and_delivery_goes_on(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Reproduced: a damaged queue file crashed the daemon. Now it is moved aside (named in an
+    error line) and a fresh queue delivers."""
+    path = queue_path(tmp_path, "audit")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database, it is what a bad disk left" * 100)
+    sink = WebhookSink(hook(receiver.url), tmp_path)
+    with capture_logs() as logs:
+        await sink.start()
+    try:
+        (damaged,) = [line for line in logs if line["event"] == "queue_damaged"]
+        assert damaged["log_level"] == "error"
+        assert starts_with(Path(damaged["moved_to"]), b"this is not a database")
+        event = make_event(time=now_utc())
+        await sink.send(event)
+        await until(lambda: [r.id for r in receiver.answered(200)] == [event.id])
+    finally:
+        await sink.close(2)
+
+
+async def test_a_queue_file_deleted_while_running_is_recreated(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.script.extend([Answer(503)] * 3)
+    sink = WebhookSink(hook(receiver.url), tmp_path)
+    await sink.start()
+    try:
+        first = make_event(time=now_utc())
+        await sink.send(first)
+        await until(lambda: len(receiver.answered(200)) == 1)
+        path = queue_path(tmp_path, "audit")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
+        second = make_event(time=now_utc())
+        with capture_logs() as logs:
+            await sink.send(second)
+            await until(lambda: len(receiver.answered(200)) == 2)
+        assert any(line["event"] == "queue_file_replaced" for line in logs)
+        assert path.exists()
+        assert [r.id for r in receiver.answered(200)] == [first.id, second.id]
+    finally:
+        await sink.close(2)

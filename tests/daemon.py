@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import IO, Any
 
 BASE_ENV = {
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     "POOLWATCH_DOCKER": "off",  # tests about other parts do not depend on the engine
-    "POOLWATCH_STATE_DIR": "/tmp",
+    # one state dir per test process: a daemon holds its state dir (poolwatch.lock), and test
+    # runs of several checkouts may share this machine
+    "POOLWATCH_STATE_DIR": tempfile.mkdtemp(prefix="poolwatch-test-state-"),
 }
 
 

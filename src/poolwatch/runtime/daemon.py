@@ -76,6 +76,18 @@ async def once(config: Config, output: str, out: TextIO, *, notify: bool = False
 
 async def daemon(config: Config, path: Path | None) -> None:
     """Run until SIGTERM/SIGINT; raises `StartError` when a part cannot start."""
+    try:
+        lock = heartbeat.claim(config.state_dir)
+    except heartbeat.StateDirInUseError as exc:
+        raise StartError(str(exc)) from None
+    try:
+        await _daemon(config, path)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+async def _daemon(config: Config, path: Path | None) -> None:
     logs.configure(config.log_format, scrubber=scrubber_for(config))
     log = logs.get_logger()
     for note in config.notes:
@@ -105,6 +117,7 @@ async def daemon(config: Config, path: Path | None) -> None:
     await runner.apply(await plan(config))
     reloader = Reloader(runner, config, path)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    beat = heartbeat.Heartbeat(config.state_dir / heartbeat.FILE_NAME, runner.view)
     listener = None
     if config.listen:
         # imported here: --once and --check-config never serve /metrics
@@ -115,7 +128,7 @@ async def daemon(config: Config, path: Path | None) -> None:
         listener = Listener(
             config.listen,
             registry_for(runner.view, lambda: runner.sinks),
-            lambda: liveness(runner.view),
+            lambda: liveness(runner.view, heartbeat=beat),
             lambda: readiness(runner.view),
         )
         try:
@@ -134,7 +147,6 @@ async def daemon(config: Config, path: Path | None) -> None:
         sinks=[s.name for s in runner.sinks],
         listen=f"{listener.host}:{listener.port}" if listener else None,
     )
-    beat = heartbeat.Heartbeat(config.state_dir / heartbeat.FILE_NAME, runner.view)
     beating = asyncio.create_task(beat.run(), name="heartbeat")
     try:
         await runner.run(stop)

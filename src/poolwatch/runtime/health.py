@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from poolwatch.runtime.heartbeat import stale_after
+from poolwatch.runtime.heartbeat import Heartbeat, stale_after
 from poolwatch.runtime.view import RuntimeView
 
 
@@ -20,10 +20,13 @@ class Verdict:
     detail: dict[str, Any]
 
 
-def liveness(view: RuntimeView, now: float | None = None) -> Verdict:
+def liveness(
+    view: RuntimeView, now: float | None = None, heartbeat: Heartbeat | None = None
+) -> Verdict:
     """The heartbeat's rule, asked in-process: each collector's loop turned (a poll collected,
     evaluated and delivered, successful or not) within `heartbeat.stale_after`; before its first
-    turn, counted from the runner's start."""
+    turn, counted from the runner's start. And, as `--healthcheck` sees it, the heartbeat file
+    could be written within its last three periods."""
     now = time.time() if now is None else now
     started, last_turn = view.started(), view.stats().last_turn
     stale: dict[str, float] = {}
@@ -31,7 +34,11 @@ def liveness(view: RuntimeView, now: float | None = None) -> Verdict:
         last = last_turn.get(owner.name, started)
         if last is None or now - last > stale_after(owner):
             stale[owner.name] = round(now - (last or now), 3)
-    return Verdict(not stale and started is not None, {"stale_seconds": stale})
+    detail: dict[str, Any] = {"stale_seconds": stale}
+    unwritable = heartbeat.failing(now) if heartbeat is not None else None
+    if unwritable:
+        detail["heartbeat"] = unwritable
+    return Verdict(not stale and not unwritable and started is not None, detail)
 
 
 def readiness(view: RuntimeView) -> Verdict:

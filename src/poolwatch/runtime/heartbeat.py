@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import time
@@ -37,6 +38,35 @@ PERIOD = 5.0
 """Seconds between writes; the file counts as stale after three."""
 
 MISSED_TURNS = 3
+LOCK_NAME = "poolwatch.lock"
+
+
+class StateDirInUseError(Exception):
+    """Another poolwatch daemon holds the state dir; `str()` is the one line to show."""
+
+
+def claim(state_dir: Path) -> int | None:
+    """Hold `{state_dir}/poolwatch.lock` for the daemon's life: only its holder writes (and
+    removes) the heartbeat, so a second poolwatch refused at start can never delete the running
+    one's heartbeat on its way out. Returns the lock's descriptor; None when the state dir
+    cannot hold a lock file (unwritable: the heartbeat then says so, see `Heartbeat`)."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StateDirInUseError(
+            f"state_dir {state_dir} is in use by another poolwatch (pid {holder}); "
+            "give each daemon its own POOLWATCH_STATE_DIR"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def stale_after(owner: Owner) -> float:
@@ -60,7 +90,10 @@ class Heartbeat:
         self.period = period
         self.clock = clock
         self.started = clock()
-        self._warned = False
+        self.unwritable_since: float | None = None
+        """When writing the file began to fail (None while it works): past three periods,
+        in-process liveness (/healthz) says unhealthy too, the same rule as `--healthcheck`."""
+        self.last_error: str | None = None
 
     def snapshot(self) -> dict[str, Any]:
         last_turn = self.view.stats().last_turn
@@ -88,13 +121,21 @@ class Heartbeat:
             temporary.write_text(json.dumps(self.snapshot()), encoding="utf-8")
             os.replace(temporary, self.path)
         except OSError as exc:
-            if not self._warned:
-                get_logger().warning(
-                    "heartbeat_unwritable", path=str(self.path), reason=exc.strerror or str(exc)
+            self.last_error = exc.strerror or str(exc)
+            if self.unwritable_since is None:
+                self.unwritable_since = self.clock()
+                get_logger().error(
+                    "heartbeat_unwritable", path=str(self.path), reason=self.last_error
                 )
-                self._warned = True
         else:
-            self._warned = False
+            self.unwritable_since = self.last_error = None
+
+    def failing(self, now: float) -> str | None:
+        """Why the heartbeat counts as stale in-process: unwritable for three periods."""
+        since = self.unwritable_since
+        if since is None or now - since <= MISSED_TURNS * self.period:
+            return None
+        return f"heartbeat {self.path} unwritable for {now - since:.0f}s: {self.last_error}"
 
     def remove(self) -> None:
         """A stopped daemon is not alive: take the file away."""

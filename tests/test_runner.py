@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -210,3 +211,31 @@ async def test_apply_keeps_updates_replaces_adds_and_removes() -> None:
     updated = await runner.apply([planned("a", 1, looser.postgres.rules)])
     assert updated["postgres:a"] == "updated"
     assert a.rules is looser.postgres.rules
+
+
+async def test_a_replaced_target_keeps_its_firing_alerts() -> None:
+    """Reproduced: a reload that changed a firing target's password (a new connection) sent a
+    false `resolved`, then a new `firing` with a new `since`. The alert is the target's."""
+    sink = MemorySink()
+    runner = Runner([], [sink], Evaluator("test"))
+    await runner.apply([planned("main", 1)])
+    (old,) = runner.collectors
+    old.value = 190
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    await asyncio.sleep(0.35)
+    (fired,) = sink.events
+    assert (fired.alert, fired.status) == ("PostgreSQLConnectionPoolCritical", "firing")
+    successor = planned("main", 2)  # a new identity: a new connection, which reads 190 too
+    successor = replace(successor, build=partial(ScriptedCollector, "main", 0.1, value=190))
+    outcome = await runner.apply([successor])
+    await asyncio.sleep(0.35)
+    stop.set()
+    await task
+    assert outcome == {"postgres:main": "replaced"}
+    assert old.closed
+    assert runner.collectors[0].polls >= 1
+    assert sink.events == [fired]  # no resolved, no second firing
+    firing = runner.evaluator.firing()
+    assert [f.alert for f in firing] == ["PostgreSQLConnectionPoolCritical"]
+    assert runner.evaluator.states[firing[0].key].since == fired.since

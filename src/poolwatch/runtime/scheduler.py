@@ -173,8 +173,9 @@ class Runner:
                 reason=one_line(task.exception() or Exception(), timeout=0, named=True),
             )
 
-    async def _retire(self, collector: Collector) -> None:
-        """Stop one collector's tasks, close it, resolve what it had firing."""
+    async def _retire(self, collector: Collector, *, resolve: bool = True) -> None:
+        """Stop one collector's tasks, close it, and (unless a successor of the same name takes
+        its alerts over) resolve what it had firing."""
         owner = owner_of(collector)
         tasks = self._tasks.pop(owner, [])
         for task in tasks:
@@ -182,7 +183,8 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
         await _close_collector(collector)
         self.latest.pop(owner, None)
-        await self.deliver(self.evaluator.sweep(owner, (), self.clock()))
+        if resolve:
+            await self.deliver(self.evaluator.sweep(owner, (), self.clock()))
 
     async def apply(self, plan: Sequence[Planned]) -> dict[str, str]:
         """Reconcile the running collectors with a new plan (a config reload).
@@ -209,7 +211,9 @@ class Runner:
                 await self.deliver(self.evaluator.retire(item.owner, old.rules, self.clock()))
                 continue
             if old is not None:
-                await self._retire(old)
+                # a new password or DSN for the same target: its alerts carry on (same `since`,
+                # no resolved/firing pair); the successor's first full poll sweeps what is gone
+                await self._retire(old, resolve=False)
             fresh = item.build()
             self._identities[item.owner] = item.identity
             collectors.append(fresh)

@@ -12,11 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 from tests.factories import make_event
 from tests.webhook.receiver import Answer, Receiver
 
+from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import now_utc
+from poolwatch.runtime.metrics import registry_for
+from poolwatch.runtime.scheduler import Runner
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.sink import WebhookSink, queue_path
 
@@ -166,3 +171,33 @@ async def test_a_queue_file_deleted_while_running_is_recreated(
         assert [r.id for r in receiver.answered(200)] == [first.id, second.id]
     finally:
         await sink.close(2)
+
+
+async def test_an_event_no_sink_could_store_is_counted_and_named(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Reproduced: events the queue could not store (disk full) counted in no sink metric; now
+    each is logged with its id and counted by sink and reason in /metrics."""
+    with tmpfs(tmp_path / "state", "1m") as state:
+        sink = WebhookSink(hook(receiver.url), state)
+        runner = Runner([], [sink], Evaluator("test"))
+        await runner.start_sinks()
+        try:
+            filler = fill(state)
+            event = make_event(time=now_utc())
+            with capture_logs() as logs:
+                await runner.deliver([event])
+            filler.unlink()
+            text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
+        finally:
+            await sink.close(1)
+    (failed,) = [line for line in logs if line["event"] == "sink_failed"]
+    assert (failed["event_id"], failed["sink"]) == (event.id, "webhook:audit")
+    lost = {
+        (s.labels["sink"], s.labels["reason"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "poolwatch_sink_events_lost_total"
+    }
+    assert lost == {("webhook:audit", "OperationalError"): 1.0}
+    assert receiver.requests == []

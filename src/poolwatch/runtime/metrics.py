@@ -13,6 +13,7 @@ because Prometheus sets that label to the scraped address, and would rename ours
 - `poolwatch_polls_total`, `poolwatch_poll_failures_total`, `poolwatch_poll_overruns_total`,
   `poolwatch_poll_duration_seconds`, `poolwatch_last_poll_timestamp_seconds` per source/instance;
 - `poolwatch_events_total{status, severity}`;
+- `poolwatch_sink_events_lost_total{sink, reason}`: events a sink refused to store;
 - `poolwatch_sink_<name>{sink}` for what each sink reports (queue depth, oldest age, ...);
 - process metrics (`process_*`) of poolwatch itself.
 """
@@ -129,6 +130,14 @@ class RunnerCollector(Collector):
         for (status, severity), count in list(stats.events.items()):
             events.add_metric([status, severity], count)
         yield events
+        lost = CounterMetricFamily(
+            "poolwatch_sink_events_lost",
+            "events a sink could not store (so will never deliver), by sink and failure",
+            labels=["sink", "reason"],
+        )
+        for (sink, reason), count in list(stats.lost.items()):
+            lost.add_metric([sink, reason], count)
+        yield lost
 
     def _sink_stats(self) -> Iterable[Metric]:
         rows: dict[str, list[tuple[str, float]]] = {}

@@ -117,10 +117,14 @@ class Runner:
                 try:
                     await sink.send(event)
                 except Exception as exc:  # one broken sink must not silence the others
+                    lost = (sink.name, type(exc).__name__)
+                    self.stats.lost[lost] = self.stats.lost.get(lost, 0) + 1
                     self._log.error(
                         "sink_failed",
                         sink=sink.name,
                         event_id=event.id,
+                        alert=event.alert,
+                        status=event.status,
                         reason=one_line(exc, timeout=0, named=True),
                     )
 

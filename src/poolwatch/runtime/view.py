@@ -41,7 +41,10 @@ class Stats:
     durations: dict[str, float] = field(default_factory=dict)
     """Seconds the last poll of each collector took, failed or not."""
     events: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Events delivered to the sinks, by (status, severity)."""
+    """Events handed to the sinks, by (status, severity)."""
+    lost: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Events a sink could not take (not stored, so never to be delivered), by (sink, reason):
+    the reason is the failure's type (`QueueError`, `TimeoutError`, ...)."""
 
 
 class RuntimeView(Protocol):

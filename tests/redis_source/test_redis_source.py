@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis
+from structlog.testing import capture_logs
 from tests.redis_source.harness import (
     Crowd,
     Polls,
@@ -124,29 +125,35 @@ async def test_full_server_true_count_rejections_and_saturation(
     crowd.set_total(1000)
     readings, events = await drive.poll()
     assert readings["up"].value == 1
-    assert readings["connected_clients"].value == 1000
-    assert readings["connected_clients"].limit == 1000
-    assert "max number of clients reached" in (readings["connected_clients"].message or "")
+    assert readings["pool_exhausted"].value == 1
+    assert "max number of clients reached" in (readings["pool_exhausted"].message or "")
+    # no count the server did not give in this poll: absent, not invented from an old limit
+    assert "connected_clients" not in readings
     assert readings["rejected_connections"].value >= 1
-    assert events == []  # still critical, still rejecting, and not down
+    assert alerts(events) == [("RedisConnectionsExhausted", "firing", "critical")]
     assert {key.check: s.label for key, s, _ in drive.evaluator.firing()} == {
-        "connected_clients": "critical",
+        "connected_clients": "critical",  # absent is not resolved
         "rejected_connections": "warning",
+        "pool_exhausted": "critical",
     }
 
-    # a poolwatch that starts now sees the saturation as critical straight away
+    # a poolwatch that starts now sees the refusal as critical straight away
     fresh = Evaluator("test-host")
     judged = fresh.observe("redis:main", list(readings.values()), collector.rules, drive.now)
-    critical = [e for e in judged if e.check == "connected_clients"]
-    assert alerts(critical) == [("RedisConnectionsCritical", "firing", "critical")]
-    assert "max number of clients reached" in critical[0].message
+    assert alerts(judged) == [
+        ("RedisConnectionsExhausted", "firing", "critical"),
+        ("RedisRejectingConnections", "firing", "warning"),
+    ]
+    assert "max number of clients reached" in judged[0].message
 
-    # room again: poolwatch reconnects and reports the true count
+    # room again: poolwatch reconnects, reports the true count, and the refusal resolves
     crowd.set_total(500)
     await asyncio.sleep(0.06)  # past the test backoff's cap
-    readings, _ = await drive.poll()
+    readings, events = await drive.poll()
     assert readings["connected_clients"].value == redis_server.clients() == 501  # with poolwatch
-    assert readings["connected_clients"].message is None
+    assert readings["pool_exhausted"].value == 0
+    _, more = await drive.poll()  # clear_for: 2 polls
+    assert ("RedisConnectionsExhausted", "resolved", "critical") in alerts(events + more)
 
 
 async def test_config_renamed_limit_from_info_and_percent_thresholds(
@@ -344,3 +351,107 @@ async def test_a_reloaded_timeout_reaches_the_socket(
     assert collector._conn is not None
     assert collector._conn is not before
     assert collector._conn.socket_timeout == 4.0
+
+
+async def test_replicas_count_against_maxclients(
+    own_redis: RedisServer, tmp_path: Path, make_collector: MakeCollector
+) -> None:
+    """A real replica attached: Redis counts it against `maxclients`, INFO's `connected_clients`
+    does not. poolwatch reports what Redis compares with the limit."""
+    replica = RedisServer(
+        tmp_path / "replica", 100, "--replicaof", "127.0.0.1", str(own_redis.port)
+    )
+    (tmp_path / "replica").mkdir()
+    replica.start()
+    try:
+        for _ in range(100):
+            if own_redis.info().get("connected_slaves") == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert own_redis.info()["connected_slaves"] == 1
+        readings = {r.check: r for r in await make_collector(own_redis.url).collect()}
+        info = own_redis.info()  # the same clients: the probe, poolwatch and the replica
+        assert info["connected_slaves"] == 1
+        assert readings["connected_clients"].value == info["connected_clients"] + 1
+    finally:
+        replica.close()
+
+
+async def test_a_config_get_that_hangs_is_not_redis_down(
+    redis_server: RedisServer, make_collector: MakeCollector
+) -> None:
+    """INFO answers, CONFIG GET never does (a proxy that does not implement it, seen in the
+    soak). The stand-in is a real TCP proxy in front of the real server that swallows CONFIG and
+    strips `maxclients` from INFO (as Redis before 6.2 does), so poolwatch must ask CONFIG GET."""
+    proxy = await HangingConfigProxy.start(redis_server.port)
+    try:
+        collector = make_collector(f"redis://127.0.0.1:{proxy.port}/0")
+        with capture_logs() as logs:
+            async with asyncio.timeout(collector.timeout):
+                readings = {r.check: r for r in await collector.collect()}
+        assert readings["up"].value == 1
+        assert readings["connected_clients"].limit is None  # no limit learned, no invented one
+        assert any(line["event"] == "redis_config_get_unavailable" for line in logs)
+        asked = proxy.configs_swallowed
+        assert asked >= 1
+        async with asyncio.timeout(collector.timeout):
+            again = {r.check: r for r in await collector.collect()}
+        assert again["up"].value == 1
+        assert proxy.configs_swallowed == asked  # not asked again
+    finally:
+        await proxy.close()
+
+
+class HangingConfigProxy:
+    """Forwards RESP traffic; swallows `CONFIG` commands; drops `maxclients` from INFO."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.configs_swallowed = 0
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    @classmethod
+    async def start(cls, upstream: int) -> HangingConfigProxy:
+        proxy = cls(upstream)
+        proxy.server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0)
+        proxy.port = proxy.server.sockets[0].getsockname()[1]
+        return proxy
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        try:
+            while data := await reader.read(65536):
+                if b"CONFIG" in data.upper():
+                    self.configs_swallowed += 1
+                    continue  # never forwarded, never answered
+                up_writer.write(data)
+                await up_writer.drain()
+                answer = await read_reply(up_reader)
+                if answer.startswith(b"$") and b"maxclients:" in answer:
+                    _header, _, body = answer.partition(b"\r\n")
+                    lines = [x for x in body.split(b"\r\n") if not x.startswith(b"maxclients:")]
+                    payload = b"\r\n".join(lines).removesuffix(b"\r\n")
+                    answer = b"$%d\r\n%s\r\n" % (len(payload), payload)
+                writer.write(answer)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            up_writer.close()
+            writer.close()
+
+
+async def read_reply(reader: asyncio.StreamReader) -> bytes:
+    """One whole RESP2 reply, as bytes (a bulk string may come in several TCP reads)."""
+    line = await reader.readuntil(b"\r\n")
+    if line[:1] == b"$" and int(line[1:-2]) >= 0:
+        return line + await reader.readexactly(int(line[1:-2]) + 2)
+    if line[:1] == b"*":
+        parts = [await read_reply(reader) for _ in range(max(0, int(line[1:-2])))]
+        return line + b"".join(parts)
+    return line

@@ -29,14 +29,19 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
-from poolwatch.sources.redis.info import READINGS, UNITS, Sample, parse_info, resolve_maxclients
+from poolwatch.sources.redis.info import (
+    EXHAUSTED_CHECK,
+    READINGS,
+    UNITS,
+    Sample,
+    parse_info,
+    resolve_maxclients,
+)
 from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
 CLIENT_NAME = "poolwatch"
 SATURATION_ERROR = "max number of clients reached"
-REDIS_DEFAULT_MAXCLIENTS = 10000
-"""Redis's own default, assumed only when saturated before any limit was ever learned."""
 RECONNECT_INITIAL, RECONNECT_MAX = 1.0, 30.0
 """Reconnect backoff: doubling from 1 s to 30 s, jittered so that many poolwatches spread out."""
 
@@ -140,6 +145,7 @@ class RedisCollector:
         self._conn: _Wire | None = None
         self._retimed = False
         self._config_get = True
+        self._config_get_hangs = False
         self._before: Sample | None = None
         self._maxclients: float | None = None
         self._failures = 0
@@ -167,7 +173,7 @@ class RedisCollector:
         maxclients = resolve_maxclients(info, from_config, self.configured_maxclients)
         self._maxclients = maxclients or self._maxclients
         now = Sample(info, maxclients)
-        readings = [self._reading(UP_CHECK, 1, None)]
+        readings = [self._reading(UP_CHECK, 1, None), self._reading(EXHAUSTED_CHECK, 0, None)]
         for spec in READINGS:
             measured = spec.measure(now, self._before)
             if measured is not None:
@@ -193,21 +199,13 @@ class RedisCollector:
         return Reading(SOURCE, self.instance, check, value, UNITS[check], limit, message=message)
 
     def _saturated_readings(self, *, refused_now: bool) -> list[Reading]:
-        """Server full and our own connection gone: it is up, and at its limit."""
-        limit, how = self._maxclients, "last reported by the server"
-        if limit is None and self.configured_maxclients:
-            limit, how = float(self.configured_maxclients), "configured max_clients"
-        if limit is None:
-            limit, how = float(REDIS_DEFAULT_MAXCLIENTS), "assumed: Redis default"
+        """Server full and our own connection gone: it is up and refusing clients. No count is
+        reported (the server gave none in this poll: an old limit would be invented); the
+        refusal itself is the `pool_exhausted` reading."""
         said = f"new connection refused with '{SATURATION_ERROR}'"
         readings = [
             self._reading(UP_CHECK, 1, None, f"answers, but {said}"),
-            self._reading(
-                "connected_clients",
-                limit,
-                limit,
-                f"at the limit: poolwatch lost its connection and a {said}; limit {how}",
-            ),
+            self._reading(EXHAUSTED_CHECK, 1, None, f"every client slot is taken: {said}"),
         ]
         if refused_now:
             readings.append(
@@ -259,7 +257,7 @@ class RedisCollector:
         """`CONFIG GET maxclients` on the held connection (asked only when INFO lacks the limit).
         Managed servers disable, rename or deny CONFIG: that is an answer (None, logged once and
         not asked again on this connection), never an error. None when not connected."""
-        if self._conn is None or not self._config_get:
+        if self._conn is None or not self._config_get or self._config_get_hangs:
             return None
         try:
             answer = await self._command("CONFIG", "GET", "maxclients")
@@ -267,8 +265,16 @@ class RedisCollector:
             self._config_get = False
             self._log.info("redis_config_get_unavailable", instance=self.instance, reason=str(exc))
             return None
-        except RedisConnectionError:
-            return None  # INFO got through; the next poll reconnects
+        except (RedisConnectionError, SourceError, TimeoutError) as exc:
+            # INFO got through, so the server is up: a CONFIG GET that hangs or breaks (a proxy
+            # that never answers it) costs the limit, never an `up` 0; not asked again on the
+            # next connection either
+            self._config_get_hangs = True  # unlike a refusal, not asked on later connections
+            self._failures, self._retry_at = 0, 0.0  # the server is fine: no reconnect backoff
+            self._log.warning(
+                "redis_config_get_unavailable", instance=self.instance, reason=one_line(exc)
+            )
+            return None
         values = list(answer.values()) if isinstance(answer, dict) else list(answer or [])[1::2]
         try:
             return float(values[0])

@@ -75,6 +75,25 @@ class Gauge:
 
 
 @dataclass(frozen=True, slots=True)
+class Clients:
+    """The connections Redis compares with `maxclients`: `connected_clients` leaves out
+    replicas (`connected_slaves`) and cluster bus links (`cluster_connections`), which count
+    against the limit all the same (9/10 reported while Redis refused)."""
+
+    check: str
+    unit: str = "clients"
+
+    def measure(self, now: Sample, before: Sample | None) -> tuple[float, float | None] | None:
+        clients = number(now.info, "connected_clients")
+        if clients is None:
+            return None
+        others = (
+            number(now.info, name) or 0.0 for name in ("connected_slaves", "cluster_connections")
+        )
+        return clients + sum(others), now.maxclients
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
     """How much a counter grew during the poll interval."""
 
@@ -121,18 +140,21 @@ class DeltaShare:
         return 100.0 * part / (part + other), 100.0
 
 
-Spec = Gauge | Delta | Share | DeltaShare
+Spec = Gauge | Clients | Delta | Share | DeltaShare
+
+EXHAUSTED_CHECK = "pool_exhausted"
+"""1 while Redis refuses poolwatch's own (re)connect for `maxclients`; 0 once connected."""
 
 READINGS: tuple[Spec, ...] = (
-    Gauge("connected_clients", "connected_clients", "clients", of_maxclients=True),
+    Clients("connected_clients"),
     Gauge("blocked_clients", "blocked_clients", "clients"),
     Delta("rejected_connections", "rejected_connections", "connections"),
     Share("memory_percent", "used_memory", "maxmemory"),
     DeltaShare("keyspace_hit_rate_percent", "keyspace_hits", "keyspace_misses"),
     Delta("evicted_keys", "evicted_keys", "keys"),
 )
-CHECKS = (UP_CHECK, *(spec.check for spec in READINGS))
-UNITS = {UP_CHECK: "bool", **{spec.check: spec.unit for spec in READINGS}}
+CHECKS = (UP_CHECK, EXHAUSTED_CHECK, *(spec.check for spec in READINGS))
+UNITS = {UP_CHECK: "bool", EXHAUSTED_CHECK: "bool", **{spec.check: spec.unit for spec in READINGS}}
 
 
 def resolve_maxclients(

@@ -17,6 +17,7 @@ from poolwatch.sources.postgres.collector import (
     deadlock_delta,
 )
 from poolwatch.sources.postgres.dsn import DsnError, libpq_uri, parse_keywords
+from poolwatch.sources.postgres.queries import blockers_text
 
 
 def test_parse_keywords_quotes_and_escapes() -> None:
@@ -97,3 +98,15 @@ async def test_assemble_builds_one_collector_per_target() -> None:
     assert isinstance(collector, Partial)
     assert collector.instance == "main"
     assert str(collector.rules["connections"].warning) == "75%"
+
+
+def test_blockers_text_names_catalogs_without_a_lookup() -> None:
+    rows = [
+        {"pid": 4242, "mode": "AccessExclusiveLock", "granted": True, "relation": 1262},
+        {"pid": 77, "mode": "AccessExclusiveLock", "granted": False, "relation": 12345},
+    ]
+    assert blockers_text(rows) == (
+        "pid 4242 holds AccessExclusiveLock on pg_database;"
+        " pid 77 waits for AccessExclusiveLock on relation oid 12345"
+    )
+    assert blockers_text([]) == "the lock was released before it could be named"

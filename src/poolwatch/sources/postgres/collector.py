@@ -1,22 +1,28 @@
 """PostgreSQL source: the true use of the connection pool, from one persistent connection.
 
 Why it is built this way (each point is a mistake other monitors make):
-- Only `client backend` rows of `pg_stat_activity` are connections; autovacuum, WAL writer and
-  replication senders are not.
+- Only client backends are connections; autovacuum, WAL writer and replication senders are not.
 - The pool is `max_connections - superuser_reserved_connections - reserved_connections` (the last
-  from PostgreSQL 16): what ordinary roles can really use. The settings are read in the same query
-  as the counts, every poll, so a changed setting shows after one restart of the server.
+  from PostgreSQL 16): what ordinary roles can really use, read with the counts on every poll.
 - One connection per target, opened once and kept. A monitor that connects per poll goes blind
-  exactly when the pool is full. When a (re)connect is refused with SQLSTATE 53300, the server is
-  up and full: that is reported as `connections` = limit on the very same alert key, never as down.
+  exactly when the pool is full, or while DDL locks `pg_database` (a new session must read it).
+  When a (re)connect is refused with SQLSTATE 53300, the server is up and full: that is reported
+  as `connections` = limit on the very same alert key, never as down.
+- The counts come from a statement that takes no lock (queries.CORE), so a migration holding a
+  catalog lock cannot turn "the monitoring query waited" into "PostgreSQL down". The catalog reads
+  come after it, one statement each under a short `lock_timeout`: one that fails leaves its
+  readings out of a partial poll, and `monitoring_query_blocked` names the lock and its holder.
+- Down (`up` 0) is only: cannot connect, or the connection lost and not re-opened in the poll.
+  Any other error is the server answering: a partial poll with the reason in `up`'s message.
 - asyncpg never reconnects by itself: after a lost connection poolwatch reconnects at once, then
   with capped exponential backoff and jitter, and never holds two connections to one target.
 
-Time: connecting and the query each get 30 % of the collector's timeout, so a poll that loses its
-connection, reconnects and queries again still fits the runner's timeout. The server cancels a
-slow query first (`statement_timeout`, a little shorter), so a client-side timeout means a dead
-peer: only then is the connection dropped. The readings are listed in README.md
-(section "Source: PostgreSQL"); a test checks that this module emits exactly those.
+Time: connecting and each statement get 30 % of the collector's timeout, and a catalog read starts
+only if it can end within 90 % of it, so a poll that loses its connection, reconnects and reads
+again still fits the runner's timeout. The server cancels a slow statement first
+(`statement_timeout`, a little shorter), so a client-side timeout means a dead peer: only then is
+the connection dropped. The readings are listed in README.md (section "Source: PostgreSQL"); a
+test checks that this module emits exactly those.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -35,13 +43,16 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
+from poolwatch.sources.postgres import queries
 from poolwatch.sources.postgres.dsn import DsnError, libpq_uri
+from poolwatch.sources.postgres.queries import Detail
 from poolwatch.sources.postgres.settings import PostgresTarget
 
 SOURCE = "postgres"
 APPLICATION_NAME = "poolwatch"
 TOO_MANY_CONNECTIONS = "53300"
 SATURATED_MESSAGE = "server refused a new connection: too many clients (SQLSTATE 53300)"
+BLOCKED_CHECK = "monitoring_query_blocked"
 
 
 STATES = {
@@ -59,47 +70,10 @@ OTHER = "(other)"
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
-
-# One round trip. Constant text: nothing from the configuration is ever formatted into SQL.
-QUERY = """
-WITH activity AS (
-    SELECT pid, coalesce(state, '') AS state, wait_event_type, datname, usename,
-           query_start, xact_start, state_change
-    FROM pg_stat_activity
-    WHERE backend_type = 'client backend'
-), others AS (
-    SELECT * FROM activity WHERE pid <> pg_backend_pid()
-)
-SELECT
-    current_setting('max_connections')::int AS max_connections,
-    current_setting('superuser_reserved_connections')::int AS superuser_reserved,
-    coalesce(current_setting('reserved_connections', true), '0')::int AS reserved,
-    pg_postmaster_start_time()::text AS started,
-    (SELECT count(*) FROM activity) AS connections,
-    (SELECT count(*) FROM activity WHERE wait_event_type = 'Lock') AS waiting,
-    (SELECT coalesce(json_object_agg(state, n), '{}')
-       FROM (SELECT state, count(*) AS n FROM activity GROUP BY state) s) AS by_state,
-    (SELECT coalesce(json_object_agg(name, n), '{}')
-       FROM (SELECT coalesce(datname, '') AS name, count(*) AS n
-             FROM activity GROUP BY 1) d) AS by_database,
-    (SELECT coalesce(json_object_agg(name, n), '{}')
-       FROM (SELECT coalesce(usename, '') AS name, count(*) AS n
-             FROM activity GROUP BY 1) u) AS by_user,
-    (SELECT coalesce(extract(epoch FROM max(now() - query_start)), 0)::float8
-       FROM others WHERE state = 'active') AS longest_query,
-    (SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8
-       FROM others) AS oldest_transaction,
-    (SELECT coalesce(extract(epoch FROM max(now() - state_change)), 0)::float8
-       FROM others WHERE state LIKE 'idle in transaction%') AS idle_in_transaction,
-    (SELECT coalesce(json_agg(json_build_array(datid, deadlocks, stats_reset::text)), '[]')
-       FROM pg_stat_database) AS deadlocks,
-    (SELECT coalesce(json_agg(json_build_array(datname, size)), '[]')
-       FROM (SELECT datname, pg_database_size(oid) AS size FROM pg_database
-             WHERE datallowconn AND NOT datistemplate
-               AND (has_database_privilege(oid, 'CONNECT')
-                    OR pg_has_role('pg_read_all_stats', 'USAGE'))
-             ORDER BY size DESC LIMIT 50) z) AS sizes
-"""
+LOCK_TIMEOUT = 0.25
+"""Seconds a catalog read may wait for a lock: long enough for ordinary catalog writes, short
+enough that poolwatch never sits in a lock queue behind DDL, where it would stall later readers."""
+LOCK_NOT_AVAILABLE = "55P03"
 
 Counters = dict[int, tuple[int, str | None]]
 """Deadlock counters per database oid, with that database's `stats_reset` time."""
@@ -146,8 +120,21 @@ def _reason(exc: BaseException) -> str:
     return f"{text} (SQLSTATE {state})" if state else text
 
 
+@dataclass
+class _Poll:
+    """What one poll read, and why the rest was not read (one reason per part)."""
+
+    readings: list[Reading] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    """The catalog reads that gave up on a lock."""
+    out_of_time: bool = False
+    deadlocks: Counters | None = None
+    """The new deadlock baseline, kept only if the poll as a whole succeeds."""
+
+
 class PostgresCollector:
-    """One target: one persistent asyncpg connection, one query per poll."""
+    """One target: one persistent asyncpg connection, a lock-free count, then the catalog reads."""
 
     source = SOURCE
 
@@ -175,6 +162,8 @@ class PostgresCollector:
         self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
         # connect, query, reconnect, query again: three steps must fit the runner's timeout
         self._step = target.timeout * 0.3
+        self._statement_timeout = self._step * 0.8
+        self._lock_timeout = min(LOCK_TIMEOUT, self._step / 4)
         self._retimed = False
         self._conn: Any = None
         self._lock = asyncio.Lock()
@@ -192,38 +181,45 @@ class PostgresCollector:
         async with self._lock:
             self.last_poll_partial = False
             try:
-                row = await self._fetch()
+                poll = await self._poll()
             except _SaturatedError:
                 self.last_poll_partial = True
                 return self._saturation()
-            return self._readings(row)
+            if poll.deadlocks is not None:
+                self._deadlocks = poll.deadlocks
+            if poll.unread:
+                self.last_poll_partial = True
+                self._log.warning("postgres_partial_poll", unread=poll.unread)
+            return poll.readings
 
     async def close(self) -> None:
         async with self._lock:
             await self._drop(None)
 
     def reconfigure(self, target: PostgresTarget) -> None:
-        """New rules, interval and timeout; a changed timeout re-sizes the connect, query and
-        server-side statement timeouts, the last on the live session at the next poll."""
+        """New rules, interval and timeout; a changed timeout re-sizes the connect, query,
+        statement and lock timeouts, the last two on the live session at the next poll."""
         self.rules, self.interval = target.rules, target.interval
         if target.timeout != self.timeout:
             self.timeout, self._step = target.timeout, target.timeout * 0.3
+            self._statement_timeout = self._step * 0.8
+            self._lock_timeout = min(LOCK_TIMEOUT, self._step / 4)
             self._retimed = True
 
-    # --- connection ---------------------------------------------------------------------------
+    # --- one poll -----------------------------------------------------------------------------
 
-    def _statement_timeout(self) -> str:
-        """The server cancels first (a little before the client gives up), in milliseconds."""
-        return str(max(1, int(self._step * 800)))
-
-    async def _fetch(self) -> Any:
+    async def _poll(self) -> _Poll:
+        # a catalog read starts only if it can end by then (90 % of the runner's timeout)
+        deadline = asyncio.get_running_loop().time() + 3 * self._step
         if self._conn is not None and self._conn.is_closed():
             await self._drop("connection closed by the server")
         if self._conn is not None and self._retimed:
             try:
                 await self._conn.execute(
-                    "SELECT set_config('statement_timeout', $1, false)",
-                    self._statement_timeout(),
+                    "SELECT set_config('statement_timeout', $1, false),"
+                    " set_config('lock_timeout', $2, false)",
+                    _milliseconds(self._statement_timeout),
+                    _milliseconds(self._lock_timeout),
                     timeout=self._step,
                 )
                 self._retimed = False
@@ -231,19 +227,97 @@ class PostgresCollector:
                 await self._drop(_reason(exc))  # reconnect with the new timeouts instead
         if self._conn is not None:
             try:
-                return await self._conn.fetchrow(QUERY, timeout=self._step)
-            except Exception as exc:
-                if not self._lost(exc):
-                    raise SourceError(f"query failed: {_reason(exc)}") from None
-                await self._drop(_reason(exc))
+                return await self._read(self._conn, deadline)
+            except _LostError as lost:
+                await self._drop(lost.reason)
                 # the server may well be there: reconnect at once, in this same poll
         conn = await self._connect()
         try:
-            return await conn.fetchrow(QUERY, timeout=self._step)
+            return await self._read(conn, deadline)
+        except _LostError as lost:
+            await self._drop(lost.reason)
+            raise SourceError(f"query failed: {lost.reason}") from None
+
+    async def _read(self, conn: Any, deadline: float) -> _Poll:
+        """Everything one connection can tell in this poll; `_LostError` if it is gone."""
+        poll = _Poll()
+        try:
+            core = await self._query(conn, queries.CORE)
+        except _LostError:
+            raise
+        except Exception as exc:  # the server answered, with an error: up, nothing counted
+            poll.unread.append(f"connection counts: {_reason(exc)}")
+            return self._finish(poll)
+        databases, users = self._counts(core, poll)
+
+        names = await self._detail(
+            conn, queries.NAMES, poll, deadline, list(databases), list(users)
+        )
+        if names is not None:
+            self._by_name(names, databases, users, poll)
+        row = await self._detail(conn, queries.DEADLOCKS, poll, deadline)
+        if row is not None:
+            self._deadlock_reading(row, core["started"], poll)
+        row = await self._detail(conn, queries.SIZES, poll, deadline)
+        if row is not None:
+            self._size_readings(row, poll)
+
+        if poll.blocked:
+            whom = await self._blockers(conn, deadline)
+            parts = ", ".join(poll.blocked)
+            message = (
+                f"monitoring queries gave up on a catalog lock after {self._lock_timeout:g}s"
+                f" ({parts}): {whom}"
+            )
+            poll.readings.append(self._reading(BLOCKED_CHECK, 1, "bool", message=message))
+        elif not poll.out_of_time:  # every catalog read got its answer: nothing blocked
+            poll.readings.append(self._reading(BLOCKED_CHECK, 0, "bool"))
+        return self._finish(poll)
+
+    def _finish(self, poll: _Poll) -> _Poll:
+        message = f"partial poll, not read: {'; '.join(poll.unread)}" if poll.unread else None
+        poll.readings.insert(0, self._reading(UP_CHECK, 1, "bool", message=message))
+        return poll
+
+    async def _query(self, conn: Any, sql: str, *args: Any) -> Any:
+        try:
+            return await conn.fetchrow(sql, *args, timeout=self._step)
         except Exception as exc:
             if self._lost(exc):
-                await self._drop(_reason(exc))
-            raise SourceError(f"query failed: {_reason(exc)}") from None
+                raise _LostError(_reason(exc)) from None
+            raise
+
+    async def _detail(
+        self, conn: Any, detail: Detail, poll: _Poll, deadline: float, *args: Any
+    ) -> Any:
+        """One catalog read, or None (and a reason in `poll`) when it failed alone."""
+        if asyncio.get_running_loop().time() + self._statement_timeout > deadline:
+            poll.out_of_time = True
+            poll.unread.append(f"{detail.name}: no time left in this poll")
+            return None
+        try:
+            return await self._query(conn, detail.sql, *args)
+        except _LostError:
+            raise
+        except Exception as exc:
+            if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                poll.blocked.append(detail.name)
+            poll.unread.append(f"{detail.name}: {_reason(exc)}")
+            return None
+
+    async def _blockers(self, conn: Any, deadline: float) -> str:
+        """Who holds the lock a catalog read gave up on, read without a catalog."""
+        if asyncio.get_running_loop().time() + self._statement_timeout > deadline:
+            return "no time left in this poll to name the holder"
+        try:
+            rows = await conn.fetch(queries.BLOCKERS, timeout=self._step)
+        except Exception as exc:
+            if self._lost(exc):
+                raise _LostError(_reason(exc)) from None
+            return f"the holder could not be read: {_reason(exc)}"
+        return queries.blockers_text(rows)
+
+    # --- connection ---------------------------------------------------------------------------
 
     def _lost(self, exc: BaseException) -> bool:
         """Whether the connection is gone (or no longer trustworthy), not just this query."""
@@ -272,7 +346,9 @@ class PostgresCollector:
                 server_settings={
                     "application_name": APPLICATION_NAME,
                     # the server cancels first, so a client timeout means a dead peer
-                    "statement_timeout": self._statement_timeout(),
+                    "statement_timeout": _milliseconds(self._statement_timeout),
+                    # never queue behind DDL: give up on a catalog lock, report who holds it
+                    "lock_timeout": _milliseconds(self._lock_timeout),
                 },
             )
         except Exception as exc:
@@ -340,47 +416,83 @@ class PostgresCollector:
             self._reading("connections", value, "connections", limit, message=SATURATED_MESSAGE),
         ]
 
-    def _readings(self, row: Any) -> list[Reading]:
+    @property
+    def _pool_limit(self) -> float | None:
+        return float(self.limit_override) if self.limit_override else self._limit
+
+    def _counts(self, row: Any, poll: _Poll) -> tuple[dict[int, int], dict[int, int]]:
+        """The lock-free readings; returns the counts per database oid and per role oid."""
         usable = row["max_connections"] - row["superuser_reserved"] - row["reserved"]
         self._limit = float(max(1, usable))
-        limit = float(self.limit_override) if self.limit_override else self._limit
-        out = [
-            self._reading(UP_CHECK, 1, "bool"),
-            self._reading("connections", row["connections"], "connections", limit),
-            self._reading("connections_waiting_on_locks", row["waiting"], "connections", limit),
-        ]
+        limit = self._pool_limit
+        out = poll.readings
+        out.append(self._reading("connections", row["connections"], "connections", limit))
+        out.append(
+            self._reading("connections_waiting_on_locks", row["waiting"], "connections", limit)
+        )
         states = dict.fromkeys(STATES.values(), 0)
         for state, count in json.loads(row["by_state"]).items():
-            name = STATES.get(state, "unknown")
-            states[name] += count
+            states[STATES.get(state, "unknown")] += count
         for name, count in states.items():
             labels = {"state": name}
             out.append(self._reading("connections_by_state", count, "connections", limit, labels))
-        for label, column, check in (
-            ("database", "by_database", "connections_by_database"),
-            ("user", "by_user", "connections_by_user"),
-        ):
-            for name, count in _bounded(json.loads(row[column])).items():
-                out.append(self._reading(check, count, "connections", limit, {label: name}))
         for check, column in (
             ("longest_query_seconds", "longest_query"),
             ("oldest_transaction_seconds", "oldest_transaction"),
             ("idle_in_transaction_seconds", "idle_in_transaction"),
         ):
             out.append(self._reading(check, max(0.0, row[column]), "seconds"))
+        databases = {int(oid): n for oid, n in json.loads(row["by_database"]).items()}
+        users = {int(oid): n for oid, n in json.loads(row["by_user"]).items()}
+        return databases, users
+
+    def _by_name(
+        self, row: Any, databases: dict[int, int], users: dict[int, int], poll: _Poll
+    ) -> None:
+        limit = self._pool_limit
+        for label, counts, column, check in (
+            ("database", databases, "databases", "connections_by_database"),
+            ("user", users, "users", "connections_by_user"),
+        ):
+            names = json.loads(row[column])
+            named: Counter[str] = Counter()
+            for oid, count in counts.items():
+                named[names.get(str(oid), "")] += count  # "": dropped since the count
+            for name, count in _bounded(named).items():
+                reading = self._reading(check, count, "connections", limit, {label: name})
+                poll.readings.append(reading)
+
+    def _deadlock_reading(self, row: Any, started: str, poll: _Poll) -> None:
         counters: Counters = {
-            int(oid): (int(count), f"{reset}|{row['started']}")
+            int(oid): (int(count), f"{reset}|{started}")
             for oid, count, reset in json.loads(row["deadlocks"])
         }
+        poll.deadlocks = counters
         delta = deadlock_delta(self._deadlocks, counters)
-        self._deadlocks = counters
         if delta is not None:
-            out.append(self._reading("deadlocks", delta, "deadlocks"))
+            poll.readings.append(self._reading("deadlocks", delta, "deadlocks"))
+
+    def _size_readings(self, row: Any, poll: _Poll) -> None:
         for name, size in json.loads(row["sizes"]):
+            if size is None:  # its files are gone, its row not yet: a DROP DATABASE under way
+                poll.unread.append(f"size of database {name!r}: none (being dropped?)")
+                continue
             labels = {"database": name}
-            out.append(self._reading("database_size_bytes", size, "bytes", None, labels))
-        return out
+            poll.readings.append(self._reading("database_size_bytes", size, "bytes", None, labels))
 
 
 class _SaturatedError(Exception):
     """Internal: the server refused a connection with 53300 (full), now or within the backoff."""
+
+
+class _LostError(Exception):
+    """Internal: the connection is gone mid-poll; `reason` is one safe line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _milliseconds(seconds: float) -> str:
+    """A PostgreSQL timeout setting: whole milliseconds, at least 1 (0 would mean none)."""
+    return str(max(1, round(seconds * 1000)))

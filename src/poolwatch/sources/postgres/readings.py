@@ -14,4 +14,5 @@ CHECKS = (
     "idle_in_transaction_seconds",
     "deadlocks",
     "database_size_bytes",
+    "monitoring_query_blocked",
 )

@@ -14,6 +14,7 @@ readings carry the labels `image`, `compose_project`, `compose_service` when pre
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish, SourceError
+from poolwatch.sources.docker.access import denied_reason
 from poolwatch.sources.docker.activity import ActivityLog
 from poolwatch.sources.docker.cgroup import CgroupFiles, CgroupReader
 from poolwatch.sources.docker.containers import Container, Selector, overrides
@@ -39,6 +41,7 @@ from poolwatch.sources.docker.engine import (
     EventStream,
     version_tuple,
 )
+from poolwatch.sources.docker.readings import ENGINE_INSTANCE, SOURCE
 from poolwatch.sources.docker.settings import DockerSettings
 from poolwatch.sources.docker.stats import (
     Sample,
@@ -49,8 +52,6 @@ from poolwatch.sources.docker.stats import (
 )
 from poolwatch.sources.docker.watch import REASON_CHARS, follow
 
-SOURCE = "docker"
-ENGINE_INSTANCE = "engine"
 PRIME_SECONDS = 0.5
 """The first poll samples twice this far apart, so that even `--once` has a CPU %."""
 
@@ -184,9 +185,12 @@ class DockerCollector:
         try:
             return await self._collect()
         except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
-            raise SourceError(
-                f"Docker engine unreachable: {one_line(exc, limit=REASON_CHARS)}"
-            ) from exc
+            raise SourceError(f"Docker engine unreachable: {self.reason(exc)}") from exc
+
+    def reason(self, exc: BaseException) -> str:
+        """Why the engine cannot be used: what to do about a refused socket, else the error."""
+        environment = os.environ if self.engine.environment is None else self.engine.environment
+        return denied_reason(exc, environment) or one_line(exc, limit=REASON_CHARS)
 
     async def _collect(self) -> list[Reading]:
         await self._start()
@@ -408,7 +412,7 @@ class DockerCollector:
             self._rules = {**self._rules, **found}
 
     async def close(self) -> None:
-        self.events.abandon()
+        self.events.close()
         self.engine.close()
 
 

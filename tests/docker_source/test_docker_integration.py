@@ -118,3 +118,21 @@ async def test_unhealthy_then_healthy(containers: Containers, watching: Any) -> 
         assert fired.severity == "critical"
         docker_cli("exec", name, "touch", "/tmp/ok")
         await w.event(matching("ContainerUnhealthy", "resolved", name))
+
+
+async def test_first_poll_has_a_cpu_percent_for_each_running_container(
+    containers: Containers,
+) -> None:
+    """`--once` polls once: the first poll samples twice, cgroups a short gap apart with the
+    inspections inside it; a container whose cgroup is found only once inspected (its own
+    `--cgroup-parent`) is sampled again after the longer gap."""
+    plain = containers.run("plain")
+    nested = containers.run("nested", "--cgroup-parent", "/poolwatch-test")
+    collector = DockerCollector(docker_config(include=[containers.prefix + "*"]))
+    try:
+        readings = await collector.collect()
+    finally:
+        await collector.close()
+    assert collector.stats_via == "cgroup"
+    for name in (plain, nested):
+        assert _reading(readings, name, "cpu_percent").value > 0  # busy loops

@@ -52,8 +52,11 @@ from poolwatch.sources.docker.stats import (
 )
 from poolwatch.sources.docker.watch import REASON_CHARS, follow
 
-PRIME_SECONDS = 0.5
-"""The first poll samples twice this far apart, so that even `--once` has a CPU %."""
+CGROUP_PRIME = 0.2
+"""The first poll's two cgroup samples are this far apart: the counters are exact (ns of CPU;
+/proc/stat in ticks of 10 ms, 40 of them on 2 CPUs), so a short gap gives a true CPU %."""
+API_PRIME = 0.5
+"""... and two API samples this far apart (the engine's own counters, read on its ticks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,22 +201,42 @@ class DockerCollector:
         containers = [c for c in map(Container.from_list, listing) if self.selector.selected(c)]
         self._forget_all_but({c.id for c in containers})
         self._known = {c.id: c for c in containers}
-        await self._inspect([c for c in containers if self._needs_inspect(c)])
-        self._refresh_rules(containers)
+        stale = [c for c in containers if self._needs_inspect(c)]
         running = [c for c in containers if c.running]
-        samples = await self._sample(running)
-        if not self._primed and samples:
-            self._primed = True
-            self._samples.update(samples)
-            await asyncio.sleep(PRIME_SECONDS)
+        if self._primed:
+            await self._inspect(stale)
             samples = await self._sample(running)
-        self._primed = True
+        else:
+            samples = await self._prime(running, stale)
+        self._refresh_rules(containers)
         now = self.clock()
         readings = [Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool")]
         for container in containers:
             readings += self._readings(container, samples.get(container.id), now)
         self._samples = samples
         return readings
+
+    async def _prime(
+        self, running: Sequence[Container], stale: Sequence[Container]
+    ) -> dict[str, Sample]:
+        """The first poll samples CPU twice, so that even `--once` has a CPU %.
+
+        Cgroup counters are exact, so CGROUP_PRIME apart suffices, and the inspections (most of
+        a cold poll) run in that gap. Containers whose cgroup is found only once inspected
+        (a custom `--cgroup-parent`), or that only the API can sample, get API_PRIME apart.
+        """
+        early = await self._sample(running, api=False) if self._cgroups is not None else {}
+        gap = CGROUP_PRIME if early else 0.0
+        await asyncio.gather(self._inspect(stale), asyncio.sleep(gap))
+        self._samples.update(early)
+        samples = await self._sample(running)
+        late = [c for c in running if c.id in samples and c.id not in early]
+        if late:
+            self._samples.update({c.id: samples[c.id] for c in late})
+            await asyncio.sleep(API_PRIME)
+            samples.update(await self._sample(late))
+        self._primed = True
+        return samples
 
     def _needs_inspect(self, container: Container) -> bool:
         known = self._inspected.get(container.id)
@@ -249,15 +272,16 @@ class DockerCollector:
 
         await asyncio.gather(*(one(c) for c in containers))
 
-    async def _sample(self, running: Sequence[Container]) -> dict[str, Sample]:
-        """CPU and memory counters of every running container: cgroup files, else the API."""
+    async def _sample(self, running: Sequence[Container], *, api: bool = True) -> dict[str, Sample]:
+        """CPU and memory counters of every running container: cgroup files, else (unless
+        `api` is False) the API."""
         samples: dict[str, Sample] = {}
         if self._cgroups is not None:
             reader = self._cgroups
             wanted = [(c.id, self._cgroup_files.get(c.id), self._parent(c.id)) for c in running]
             samples, found = await self.engine.run(lambda: _read_cgroups(reader, wanted))
             self._cgroup_files.update(found)
-        missing = [c.id for c in running if c.id not in samples]
+        missing = [c.id for c in running if c.id not in samples] if api else []
         results = await asyncio.gather(*(self._api_sample(cid) for cid in missing))
         samples.update({cid: s for cid, s in zip(missing, results, strict=True) if s is not None})
         return samples

@@ -81,14 +81,16 @@ class Engine:
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
+        self._negotiating = threading.Lock()
         self.api_version: str | None = None
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            version = self.api_version
-            if version is None:
-                version = self.api_version = negotiate(self.environment, self.timeout)
+            with self._negotiating:  # once, not once per worker thread starting together
+                version = self.api_version
+                if version is None:
+                    version = self.api_version = negotiate(self.environment, self.timeout)
             client = make_client(self.environment, self.timeout, version)
             self._local.client = client
             with self._lock:

@@ -1,13 +1,21 @@
-"""Benchmark one Docker poll at 0, 50 and 200 running containers; prints a Markdown table.
+"""Benchmark the Docker source at 0, 50 and 200 running containers; prints a Markdown table.
 
     .venv/bin/python bench/docker_poll.py                  # cgroup files (the default path)
     .venv/bin/python bench/docker_poll.py --stats api      # the Engine API fallback
+    .venv/bin/python bench/docker_poll.py --once --counts 0,200   # `poolwatch --once`, cold
 
-Runs the real collector with its event stream subscribed (the daemon's steady state: inspect only
-for what changed). Per poll: wall time, CPU seconds of this process (poolwatch) and of dockerd
-(from /proc/<pid>/stat; dockerd is shared, so other activity on the engine counts too). The
-first ("cold") poll inspects every container and is shown apart. Containers are busybox `sleep`
-with `--network none`, named `poolwatch-bench-*`, and are removed at the end.
+Polls: runs the real collector with its event stream subscribed (the daemon's steady state:
+inspect only for what changed). Per poll: wall time, CPU seconds of this process (poolwatch) and
+of dockerd (from /proc/<pid>/stat; dockerd is shared, so other activity on the engine counts
+too). The first ("cold") poll inspects every container and is shown apart.
+
+`--once`: `poolwatch --once --format json` as a new process (start-up, imports, config, one cold
+poll, output, exit), the Docker source only (`host.enabled: false`, `include` this run's
+containers), after one warm-up run that writes the bytecode caches an installed package has.
+
+Containers are busybox `sleep` with `--network none`, named `poolwatch-bench-poll-<pid>-*` and
+labelled with this run, so that another benchmark on the same engine is never counted or
+removed; they are removed at the end.
 """
 
 from __future__ import annotations
@@ -15,10 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +39,9 @@ from poolwatch.core.model import Reading
 from poolwatch.sources.docker.collector import DockerCollector
 
 IMAGE = "poolwatch-test/busybox:latest"
-PREFIX = "poolwatch-bench-"
+RUN = str(os.getpid())
+PREFIX = f"poolwatch-bench-poll-{RUN}-"
+LABEL = f"poolwatch-bench.poll={RUN}"
 
 
 def docker(*args: str) -> str:
@@ -39,11 +52,11 @@ def docker(*args: str) -> str:
 
 
 def scale_to(count: int) -> None:
-    existing = set(docker("ps", "-aq", "--filter", f"name=^{PREFIX}").split())
+    existing = set(docker("ps", "-aq", "--filter", f"label={LABEL}").split())
     names = [f"{PREFIX}{i:03d}" for i in range(len(existing), count)]
 
     def run(name: str) -> None:
-        docker("run", "-d", "--network", "none", "--label", "poolwatch-bench=1",
+        docker("run", "-d", "--network", "none", "--label", LABEL,
                "--name", name, IMAGE, "sleep", "86400")  # fmt: skip
 
     with ThreadPoolExecutor(4) as pool:
@@ -51,7 +64,7 @@ def scale_to(count: int) -> None:
 
 
 def remove_all() -> None:
-    ids = docker("ps", "-aq", "--filter", "label=poolwatch-bench=1").split()
+    ids = docker("ps", "-aq", "--filter", f"label={LABEL}").split()
     if ids:
         docker("rm", "-f", *ids)
 
@@ -101,13 +114,62 @@ async def measure(count: int, stats: str, polls: int, pid: int) -> dict[str, flo
         await collector.close()
 
 
+def once(count: int, runs: int) -> dict[str, float]:
+    """`poolwatch --once` as a new process, `runs` times after one warm-up."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as config_file:
+        config_file.write(
+            f'host: {{enabled: false}}\ndocker: {{enabled: auto, include: ["{PREFIX}*"]}}\n'
+        )
+        config_file.flush()
+        argv = [
+            str(Path(sys.executable).with_name("poolwatch")),
+            *("--config", config_file.name, "--once", "--format", "json"),
+        ]
+        walls: list[float] = []
+        cpus: list[float] = []
+        for run in range(runs + 1):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            seen = {
+                line["instance"]
+                for line in map(json.loads, done.stdout.splitlines())
+                if line["check"] == "cpu_percent"
+            }
+            if done.returncode == 3 or len(seen) != count:
+                why = done.stderr.strip()[-500:]
+                raise SystemExit(
+                    f"--once: exit {done.returncode}, {len(seen)} of {count} with a CPU %: {why}"
+                )
+            if run:  # the first run is the warm-up
+                walls.append(wall)
+                cpus.append(cpu)
+    return {
+        "wall": statistics.median(walls),
+        "min": min(walls),
+        "max": max(walls),
+        "cpu": statistics.median(cpus),
+    }
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stats", choices=("cgroup", "api"), default="cgroup")
     parser.add_argument("--counts", default="0,50,200")
     parser.add_argument("--polls", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="leave the containers running")
+    parser.add_argument("--once", action="store_true", help="`poolwatch --once`, cold")
+    parser.add_argument("--runs", type=int, default=5, help="--once runs per count")
     args = parser.parse_args()
+    if args.once:
+        return main_once([int(c) for c in args.counts.split(",")], args.runs, args.keep)
     pid = int(Path("/var/run/docker.pid").read_text())
     print(
         f"stats via {args.stats}, {args.polls} polls each, {os.cpu_count()} CPUs", file=sys.stderr
@@ -127,6 +189,29 @@ def main() -> int:
             )
     finally:
         if not args.keep:
+            remove_all()
+    return 0
+
+
+def main_once(counts: list[int], runs: int, keep: bool) -> int:
+    print(f"poolwatch --once, {runs} runs each after a warm-up, {os.cpu_count()} CPUs",
+          file=sys.stderr)  # fmt: skip
+    print("| containers | wall, median (s) | min (s) | max (s) | poolwatch CPU, median (s) "
+          "| load average before (1/5/15 min) |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---|")
+    remove_all()
+    try:
+        for count in counts:
+            scale_to(count)
+            load = load_average()
+            row = once(count, runs)
+            print(
+                f"| {count} | {row['wall']:.3f} | {row['min']:.3f} | {row['max']:.3f} "
+                f"| {row['cpu']:.3f} | {load} |",
+                flush=True,
+            )
+    finally:
+        if not keep:
             remove_all()
     return 0
 

@@ -1,5 +1,6 @@
 """DockerDown: a private dockerd (own socket, data-root, exec-root, pidfile and containerd, in a
-temp dir) is stopped and started again; the shared engine is never touched."""
+temp dir) is stopped and started again, or frozen (SIGSTOP) and thawed; the shared engine is never
+touched."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 from tests.docker_source.helpers import IMAGE, Containers, docker_cli, matching
+
+from poolwatch.sources.docker import watch
 
 pytestmark = [
     pytest.mark.integration,
@@ -105,3 +108,36 @@ async def test_engine_down_then_back(private_engine: PrivateEngine, watching: An
     finally:
         made.remove_all()
         gc.collect()  # collect the SDK's leaked sockets here, under this test's filter
+
+
+async def test_hung_engine_ends_the_subscription_and_it_resumes(
+    private_engine: PrivateEngine, watching: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped (SIGSTOP) dockerd keeps the event connection open and says nothing: the
+    keepalive ping must end the subscription, and a new one must follow once it answers."""
+    monkeypatch.setattr(watch, "PING_EVERY", 1.0)
+    made = Containers(host=private_engine.host)
+    environment = {"DOCKER_HOST": private_engine.host}
+    process = private_engine.process
+    assert process is not None
+    try:
+        async with watching(environment=environment, include=[made.prefix + "*"]) as w:
+            process.send_signal(signal.SIGSTOP)
+            down = await w.event(matching("DockerDown", "firing", "engine"))
+            assert down.severity == "critical"
+            # ping every 1 s, each given `timeout` (5 s); at main the stream stayed "connected".
+            # ASYNC110 ignored: an asyncio.Event can be awaited set, not cleared; bounded here
+            async with asyncio.timeout(30):
+                while w.collector.connected.is_set():  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+
+            process.send_signal(signal.SIGCONT)
+            await w.event(matching("DockerDown", "resolved", "engine"))
+            await w.connected()
+            # a new subscription, not the old connection: crash-loop restarts arrive through it
+            name = made.run("after", "--restart", "always", command=("sh", "-c", "sleep 1; exit 1"))
+            await w.event(matching("ContainerRestartFrequent", "firing", name), within=20)
+    finally:
+        process.send_signal(signal.SIGCONT)  # never leave it stopped: stop() needs it running
+        made.remove_all()
+        gc.collect()

@@ -138,3 +138,21 @@ async def test_a_reloaded_timeout_reaches_the_api_clients(engine: None) -> None:
         assert collector.events.timeout == 9.0
     finally:
         await collector.close()
+
+
+async def test_first_poll_has_a_cpu_percent_for_each_running_container(
+    containers: Containers,
+) -> None:
+    """`--once` polls once: the first poll samples twice, cgroups a short gap apart with the
+    inspections inside it; a container whose cgroup is found only once inspected (its own
+    `--cgroup-parent`) is sampled again after the longer gap."""
+    plain = containers.run("plain")
+    nested = containers.run("nested", "--cgroup-parent", "/poolwatch-test")
+    collector = DockerCollector(docker_config(include=[containers.prefix + "*"]))
+    try:
+        readings = await collector.collect()
+    finally:
+        await collector.close()
+    assert collector.stats_via == "cgroup"
+    for name in (plain, nested):
+        assert _reading(readings, name, "cpu_percent").value > 0  # busy loops

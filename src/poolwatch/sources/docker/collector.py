@@ -14,6 +14,7 @@ readings carry the labels `image`, `compose_project`, `compose_service` when pre
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish, SourceError
+from poolwatch.sources.docker.access import denied_reason
 from poolwatch.sources.docker.activity import ActivityLog
 from poolwatch.sources.docker.cgroup import CgroupFiles, CgroupReader
 from poolwatch.sources.docker.containers import Container, Selector, overrides
@@ -39,6 +41,7 @@ from poolwatch.sources.docker.engine import (
     EventStream,
     version_tuple,
 )
+from poolwatch.sources.docker.readings import ENGINE_INSTANCE, SOURCE
 from poolwatch.sources.docker.settings import DockerSettings
 from poolwatch.sources.docker.stats import (
     Sample,
@@ -49,10 +52,11 @@ from poolwatch.sources.docker.stats import (
 )
 from poolwatch.sources.docker.watch import REASON_CHARS, follow
 
-SOURCE = "docker"
-ENGINE_INSTANCE = "engine"
-PRIME_SECONDS = 0.5
-"""The first poll samples twice this far apart, so that even `--once` has a CPU %."""
+CGROUP_PRIME = 0.2
+"""The first poll's two cgroup samples are this far apart: the counters are exact (ns of CPU;
+/proc/stat in ticks of 10 ms, 40 of them on 2 CPUs), so a short gap gives a true CPU %."""
+API_PRIME = 0.5
+"""... and two API samples this far apart (the engine's own counters, read on its ticks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +188,12 @@ class DockerCollector:
         try:
             return await self._collect()
         except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
-            raise SourceError(
-                f"Docker engine unreachable: {one_line(exc, limit=REASON_CHARS)}"
-            ) from exc
+            raise SourceError(f"Docker engine unreachable: {self.reason(exc)}") from exc
+
+    def reason(self, exc: BaseException) -> str:
+        """Why the engine cannot be used: what to do about a refused socket, else the error."""
+        environment = os.environ if self.engine.environment is None else self.engine.environment
+        return denied_reason(exc, environment) or one_line(exc, limit=REASON_CHARS)
 
     async def _collect(self) -> list[Reading]:
         await self._start()
@@ -194,22 +201,42 @@ class DockerCollector:
         containers = [c for c in map(Container.from_list, listing) if self.selector.selected(c)]
         self._forget_all_but({c.id for c in containers})
         self._known = {c.id: c for c in containers}
-        await self._inspect([c for c in containers if self._needs_inspect(c)])
-        self._refresh_rules(containers)
+        stale = [c for c in containers if self._needs_inspect(c)]
         running = [c for c in containers if c.running]
-        samples = await self._sample(running)
-        if not self._primed and samples:
-            self._primed = True
-            self._samples.update(samples)
-            await asyncio.sleep(PRIME_SECONDS)
+        if self._primed:
+            await self._inspect(stale)
             samples = await self._sample(running)
-        self._primed = True
+        else:
+            samples = await self._prime(running, stale)
+        self._refresh_rules(containers)
         now = self.clock()
         readings = [Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool")]
         for container in containers:
             readings += self._readings(container, samples.get(container.id), now)
         self._samples = samples
         return readings
+
+    async def _prime(
+        self, running: Sequence[Container], stale: Sequence[Container]
+    ) -> dict[str, Sample]:
+        """The first poll samples CPU twice, so that even `--once` has a CPU %.
+
+        Cgroup counters are exact, so CGROUP_PRIME apart suffices, and the inspections (most of
+        a cold poll) run in that gap. Containers whose cgroup is found only once inspected
+        (a custom `--cgroup-parent`), or that only the API can sample, get API_PRIME apart.
+        """
+        early = await self._sample(running, api=False) if self._cgroups is not None else {}
+        gap = CGROUP_PRIME if early else 0.0
+        await asyncio.gather(self._inspect(stale), asyncio.sleep(gap))
+        self._samples.update(early)
+        samples = await self._sample(running)
+        late = [c for c in running if c.id in samples and c.id not in early]
+        if late:
+            self._samples.update({c.id: samples[c.id] for c in late})
+            await asyncio.sleep(API_PRIME)
+            samples.update(await self._sample(late))
+        self._primed = True
+        return samples
 
     def _needs_inspect(self, container: Container) -> bool:
         known = self._inspected.get(container.id)
@@ -245,15 +272,16 @@ class DockerCollector:
 
         await asyncio.gather(*(one(c) for c in containers))
 
-    async def _sample(self, running: Sequence[Container]) -> dict[str, Sample]:
-        """CPU and memory counters of every running container: cgroup files, else the API."""
+    async def _sample(self, running: Sequence[Container], *, api: bool = True) -> dict[str, Sample]:
+        """CPU and memory counters of every running container: cgroup files, else (unless
+        `api` is False) the API."""
         samples: dict[str, Sample] = {}
         if self._cgroups is not None:
             reader = self._cgroups
             wanted = [(c.id, self._cgroup_files.get(c.id), self._parent(c.id)) for c in running]
             samples, found = await self.engine.run(lambda: _read_cgroups(reader, wanted))
             self._cgroup_files.update(found)
-        missing = [c.id for c in running if c.id not in samples]
+        missing = [c.id for c in running if c.id not in samples] if api else []
         results = await asyncio.gather(*(self._api_sample(cid) for cid in missing))
         samples.update({cid: s for cid, s in zip(missing, results, strict=True) if s is not None})
         return samples
@@ -408,7 +436,7 @@ class DockerCollector:
             self._rules = {**self._rules, **found}
 
     async def close(self) -> None:
-        self.events.abandon()
+        self.events.close()
         self.engine.close()
 
     def reconfigure(self, settings: DockerSettings) -> None:

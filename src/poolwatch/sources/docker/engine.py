@@ -81,6 +81,7 @@ class Engine:
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
+        self._negotiating = threading.Lock()
         self.api_version: str | None = None
         self._generation = 0
 
@@ -98,9 +99,10 @@ class Engine:
                 client.close()
             client = None
         if client is None:
-            version = self.api_version
-            if version is None:
-                version = self.api_version = negotiate(self.environment, self.timeout)
+            with self._negotiating:  # once, not once per worker thread starting together
+                version = self.api_version
+                if version is None:
+                    version = self.api_version = negotiate(self.environment, self.timeout)
             client = make_client(self.environment, self.timeout, version)
             self._local.client, self._local.generation = client, self._generation
             with self._lock:
@@ -159,6 +161,9 @@ class EventStream:
         self._stream: Any = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pinger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poolwatch-docker-ping")
+        self._ping_client: Any = None
+        """Built and used only on the `_pinger` thread."""
 
     def open(self, since: str | None) -> None:
         self.abandon()
@@ -173,8 +178,21 @@ class EventStream:
         )
         thread.start()
 
-    def abandon(self) -> None:
-        """Stop the current subscription: its thread's items are ignored from now on."""
+    async def ping(self) -> None:
+        """`GET /_ping` on this stream's own thread and client, so that a pool busy with slow
+        stats calls cannot make a healthy engine look hung. Raises when the engine fails."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pinger, self._ping)
+
+    def _ping(self) -> None:
+        if self._ping_client is None:
+            version = negotiate(self.environment, self.timeout)
+            self._ping_client = make_client(self.environment, self.timeout, version)
+        self._ping_client.ping()
+
+    def abandon(self, error: BaseException | None = None) -> None:
+        """Stop the current subscription: its thread's items are ignored from now on; its
+        reader sees one StreamEnded(error)."""
         with self._lock:
             self._generation += 1
             stream, self._stream = self._stream, None
@@ -182,7 +200,16 @@ class EventStream:
             with contextlib.suppress(Exception):
                 stream.close()  # unblocks the reading thread
         with contextlib.suppress(asyncio.QueueFull, RuntimeError):
-            self._queue.put_nowait((self._generation - 1, StreamEnded(None)))
+            self._queue.put_nowait((self._generation - 1, StreamEnded(error)))
+
+    def close(self) -> None:
+        """For good: the subscription and the ping thread (a ping stuck on a hung engine is
+        left to its client's timeout)."""
+        self.abandon()
+        self._pinger.shutdown(wait=False, cancel_futures=True)
+        if self._ping_client is not None:
+            with contextlib.suppress(Exception):
+                self._ping_client.close()
 
     async def items(self) -> AsyncGenerator[object, None]:
         """CONNECTED, then event dicts, then one StreamEnded; nothing from older generations."""

@@ -14,3 +14,6 @@ CHECKS = (
 BOUNDED_PERCENT = frozenset({"memory_percent"})
 """`cpu_percent` is not bounded by 100: a container may use several CPUs (its limit says how
 many)."""
+SOURCE = "docker"
+ENGINE_INSTANCE = "engine"
+"""The instance of `up`, and of the collector itself."""

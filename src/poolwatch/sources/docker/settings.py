@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from functools import partial
 from pathlib import Path
@@ -11,7 +12,7 @@ from pydantic import Field
 
 from poolwatch.config.fields import Duration, Switch
 from poolwatch.config.plugin import EnvVar, SourceSettings
-from poolwatch.sources.docker.readings import BOUNDED_PERCENT, CHECKS
+from poolwatch.sources.docker.readings import BOUNDED_PERCENT, CHECKS, ENGINE_INSTANCE, SOURCE
 
 if TYPE_CHECKING:
     from poolwatch.sources import Planned
@@ -36,23 +37,19 @@ class DockerSettings(SourceSettings):
     async def plan(self, running: Collection[str]) -> list[Planned]:
         if self.enabled == "off":
             return []
+        from poolwatch.runtime.logs import get_logger
         from poolwatch.sources import planned
+        from poolwatch.sources.docker.access import absent
+
+        owner = f"{SOURCE}:{ENGINE_INSTANCE}"
+        # `auto` is off only where there is no Docker at all; an engine that is there but down
+        # or refusing poolwatch is DockerDown with its reason, never silence. A reload keeps a
+        # running source whatever the environment says now.
+        if self.enabled == "auto" and owner not in running:
+            missing = absent(os.environ)
+            if missing is not None:
+                get_logger().info("docker_off", reason=missing, enabled="auto")
+                return []
         from poolwatch.sources.docker.collector import DockerCollector
 
-        owner = f"docker:{DockerCollector.instance}"
-        # a reload keeps a running Docker source even if the engine is down right now: that is
-        # DockerDown, not "no Docker here"
-        if self.enabled == "auto" and owner not in running and not await self.answers():
-            return []
         return [planned(owner, self, partial(DockerCollector, self))]
-
-    async def answers(self) -> bool:
-        """`enabled: auto`: is there an engine? Asked with a throw-away client, so that a reload
-        that keeps the running collector builds nothing that lingers."""
-        from poolwatch.sources.docker.collector import DockerCollector
-
-        probe = DockerCollector(self)
-        try:
-            return await probe.probe()
-        finally:
-            await probe.close()

@@ -12,12 +12,14 @@ from typing import Any, Protocol
 
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
-from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish
 from poolwatch.sources.docker.engine import CONNECTED, EventStream, StreamEnded
 
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0
+PING_EVERY = 5.0
+"""While subscribed, the engine is pinged this often: `/events` sends nothing while nothing
+happens, so a silent stream cannot tell a quiet engine from a hung one (stopped, deadlocked)."""
 REASON_CHARS = 200
 """Engine errors can quote whole API answers: a reason keeps their first 200 characters."""
 
@@ -41,11 +43,13 @@ class EventHandler(Protocol):
         """Does the engine answer?"""
         ...
 
+    def reason(self, exc: BaseException) -> str:
+        """One line saying why the engine could not be used."""
+        ...
 
-def _reason(exc: BaseException | None) -> str:
-    if exc is None:
-        return "the event stream closed"
-    return one_line(exc, limit=REASON_CHARS)
+
+def _reason(handler: EventHandler, exc: BaseException | None) -> str:
+    return "the event stream closed" if exc is None else handler.reason(exc)
 
 
 async def follow(stream: EventStream, handler: EventHandler, publish: Publish) -> None:
@@ -75,6 +79,7 @@ async def _subscription(stream: EventStream, handler: EventHandler, publish: Pub
     stream.open(handler.since())
     connected = False
     error: BaseException | None = None
+    keepalive: asyncio.Task[None] | None = None
     items = stream.items()
     try:
         async with asyncio.timeout(timeout):
@@ -86,6 +91,7 @@ async def _subscription(stream: EventStream, handler: EventHandler, publish: Pub
             handler.connected.set()
             log.info("docker_events_connected")
             await publish(_up(handler, 1))
+            keepalive = asyncio.create_task(_keepalive(stream, handler))
             async for item in items:
                 if isinstance(item, StreamEnded):
                     error = item.error
@@ -97,11 +103,30 @@ async def _subscription(stream: EventStream, handler: EventHandler, publish: Pub
     except TimeoutError:
         error = TimeoutError(f"no answer within {timeout:g}s")
     finally:
+        if keepalive is not None:
+            keepalive.cancel()
         handler.connected.clear()
         stream.abandon()
         with contextlib.suppress(Exception):
             await items.aclose()
-    log.warning("docker_events_lost", reason=_reason(error), dropped=stream.dropped)
+    log.warning("docker_events_lost", reason=_reason(handler, error), dropped=stream.dropped)
     if not await handler.probe():
-        await publish(_up(handler, 0, f"Docker engine unreachable: {_reason(error)}"))
+        await publish(_up(handler, 0, f"Docker engine unreachable: {_reason(handler, error)}"))
     return connected
+
+
+async def _keepalive(stream: EventStream, handler: EventHandler) -> None:
+    """Ping the engine every PING_EVERY s; one ping without an answer within the timeout ends
+    the subscription (StreamEnded with the reason), and `follow` subscribes again once the
+    engine answers."""
+    timeout = handler.timeout
+    while True:
+        await asyncio.sleep(PING_EVERY)
+        try:
+            async with asyncio.timeout(timeout):
+                await stream.ping()
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                exc = TimeoutError(f"the engine did not answer a ping within {timeout:g}s")
+            stream.abandon(exc)
+            return

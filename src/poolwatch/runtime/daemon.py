@@ -7,6 +7,7 @@ parts lives here, so that the command line stays a thin shell over it.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sys
@@ -29,6 +30,9 @@ from poolwatch.runtime.scheduler import Runner, owner_of
 from poolwatch.runtime.select import Selection
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host.collector import host_name
+
+PLUGIN_FORMATS = ("nagios", "checkmk")
+"""`--once` formats read by a monitoring system, which takes stderr for output too."""
 
 
 class StartError(Exception):
@@ -53,8 +57,12 @@ async def once(
     (UNKNOWN when a selection matched no result: a check of nothing is not OK)."""
     selection = selection or Selection()
     scrub = scrubber_for(config)
-    # diagnostics go to stderr so stdout holds only results
-    logs.configure("json" if output == "json" else config.log_format, sys.stderr, scrub)
+    # diagnostics go to stderr so stdout holds only results; a monitoring system reads a
+    # plugin's stderr as output too (Icinga 2 merges it), so plugin formats log nothing: what
+    # went wrong is in the results (a down source's reason is in its `up` message)
+    plugin = output in PLUGIN_FORMATS
+    diagnostics = io.StringIO() if plugin else sys.stderr
+    logs.configure("json" if output == "json" or plugin else config.log_format, diagnostics, scrub)
     for note in config.notes:
         logs.get_logger().warning("config_note", note=note)
     host = host_name(config.host.rootfs)

@@ -28,8 +28,10 @@ def service_name(source: str, instance: str) -> str:
 
 
 def metric_name(result: Result) -> str:
+    """`disk_percent_dev_sda1`: the check and its label values, in Checkmk's characters."""
     r = result.reading
-    return _METRIC_CHARS.sub("_", "_".join([r.check, *r.labels.values()])).strip("_") or "value"
+    parts = (_METRIC_CHARS.sub("_", part).strip("_") for part in (r.check, *r.labels.values()))
+    return "_".join(part for part in parts if part) or "value"
 
 
 def service_line(results: Sequence[Result]) -> str:

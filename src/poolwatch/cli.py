@@ -30,12 +30,15 @@ EPILOG = """\
 examples:
   poolwatch --once                       check this host (and whatever is configured) once
   poolwatch --once --format json         the same as JSON lines, for scripts
+  poolwatch --once --format nagios --only postgres:main
+                                         one Icinga/Nagios/NRPE service: plugin output
   CPU_WARNING=70% poolwatch --once       the seed script's variables still work
   poolwatch --config /etc/poolwatch.yaml run the daemon; stop it with SIGTERM or Ctrl-C
   poolwatch --check-config               validate and print the effective config, secrets hidden
   poolwatch --healthcheck                is the daemon itself alive? (Docker HEALTHCHECK)
 
-exit codes (--once): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad config, internal error).
+exit codes (--once): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad config, usage error, internal
+error, or --only/--check selecting no result).
 Every mode exits 3 with one line on stderr for a bad config or an internal error.
 A source that cannot be reached is CRITICAL: it is down.
 exit codes (--healthcheck): 0 the daemon's loops are turning, 1 they are not (or no daemon).
@@ -93,9 +96,26 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--format",
-        choices=("auto", "json", "table"),
+        choices=("auto", "json", "table", "nagios", "checkmk"),
         default="auto",
-        help="--once output: a table on a terminal, JSON lines otherwise (default auto)",
+        help="--once output: a table on a terminal, JSON lines otherwise (default auto); "
+        "nagios: Monitoring Plugins output with perfdata; checkmk: local-check lines",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="SOURCE[:INSTANCE]",
+        help="with --once: check only this source (postgres, redis, host, docker), or one of "
+        "its instances; repeatable. Nothing else is polled",
+    )
+    p.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --once: report only this check (e.g. connections); repeatable. A source "
+        "that is down is still reported",
     )
     p.add_argument(
         "--debug",
@@ -110,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.notify and not args.once:
         parser().error("--notify only goes with --once")
+    if (args.only or args.check) and not args.once:
+        parser().error("--only and --check only go with --once")
     debug = args.debug or os.environ.get("POOLWATCH_DEBUG", "") not in ("", "0")
     try:
         return _run(args)
@@ -143,9 +165,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.check_config:
         return check_config(config, sys.stdout)
     from poolwatch.runtime.daemon import StartError, daemon, once
+    from poolwatch.runtime.select import Selection, SelectionError
 
     if args.once:
-        return asyncio.run(once(config, args.format, sys.stdout, notify=args.notify))
+        try:
+            selection = Selection.parse(args.only, args.check)
+            selection.validate(config)
+        except SelectionError as exc:
+            print(f"poolwatch: {exc}", file=sys.stderr)
+            return EXIT_UNKNOWN
+        return asyncio.run(
+            once(config, args.format, sys.stdout, notify=args.notify, selection=selection)
+        )
     try:
         asyncio.run(daemon(config, args.config))
     except StartError as exc:

@@ -7,6 +7,7 @@ parts lives here, so that the command line stays a thin shell over it.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sys
@@ -20,12 +21,18 @@ from poolwatch.config.secrets import secret_values
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.secrets import Scrubber
 from poolwatch.runtime import heartbeat, logs
+from poolwatch.runtime.formats.checkmk import write_checkmk
+from poolwatch.runtime.formats.nagios import status_of, write_nagios
 from poolwatch.runtime.notify import firing_events
 from poolwatch.runtime.once import check_once, worst, write_json, write_table
-from poolwatch.runtime.plan import build_collectors, build_sinks, plan
+from poolwatch.runtime.plan import build_sinks, plan
 from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.runtime.select import Selection
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host.collector import host_name
+
+PLUGIN_FORMATS = ("nagios", "checkmk")
+"""`--once` formats read by a monitoring system, which takes stderr for output too."""
 
 
 class StartError(Exception):
@@ -38,25 +45,42 @@ def scrubber_for(config: Config) -> Scrubber:
     return Scrubber(secret_values(config))
 
 
-async def once(config: Config, output: str, out: TextIO, *, notify: bool = False) -> int:
-    """`--once`: every check once, printed; the worst severity as the exit code."""
+async def once(
+    config: Config,
+    output: str,
+    out: TextIO,
+    *,
+    notify: bool = False,
+    selection: Selection | None = None,
+) -> int:
+    """`--once`: every selected check once, printed; the worst severity as the exit code
+    (UNKNOWN when a selection matched no result: a check of nothing is not OK)."""
+    selection = selection or Selection()
     scrub = scrubber_for(config)
-    # diagnostics go to stderr so stdout holds only results
-    logs.configure("json" if output == "json" else config.log_format, sys.stderr, scrub)
+    # diagnostics go to stderr so stdout holds only results; a monitoring system reads a
+    # plugin's stderr as output too (Icinga 2 merges it), so plugin formats log nothing: what
+    # went wrong is in the results (a down source's reason is in its `up` message)
+    plugin = output in PLUGIN_FORMATS
+    diagnostics = io.StringIO() if plugin else sys.stderr
+    logs.configure("json" if output == "json" or plugin else config.log_format, diagnostics, scrub)
     for note in config.notes:
         logs.get_logger().warning("config_note", note=note)
     host = host_name(config.host.rootfs)
     runner = Runner(
-        await build_collectors(config),
+        [item.build() for item in await selection.plan(config)],
         build_sinks(config, stdout=False) if notify else [],
         Evaluator(host),
         shutdown_timeout=config.shutdown_timeout,
         scrub=scrub,
     )
     try:
-        results = await check_once(runner)
+        results = [r for r in await check_once(runner) if selection.keeps(r)]
         if output == "table" or (output == "auto" and out.isatty()):
             write_table(results, out, colour=out.isatty())
+        elif output == "nagios":
+            write_nagios(results, out)
+        elif output == "checkmk":
+            write_checkmk(results, out)
         else:
             write_json(results, out)
         out.flush()
@@ -71,7 +95,7 @@ async def once(config: Config, output: str, out: TextIO, *, notify: bool = False
     finally:
         # durable sinks keep what they could not deliver within shutdown_timeout
         await runner.shutdown()
-    return int(worst(results))
+    return status_of(results) if selection else int(worst(results))
 
 
 async def daemon(config: Config, path: Path | None) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from poolwatch.core.describe import describe_reading, number
-from poolwatch.core.evaluate import judge, rule_for
+from poolwatch.core.evaluate import judge, rule_for, threshold_for
 from poolwatch.core.model import Reading, Severity
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.sources import Collector
@@ -26,6 +26,11 @@ class Result:
     threshold: float | None
     alert: str | None
     message: str
+    warning_at: float | None = None
+    """The rule's warning threshold as an absolute value (perfdata's `warn`), when it has one."""
+    critical_at: float | None = None
+    direction: str = "above"
+    """The rule's side: `above` breaches at or above a threshold, `below` at or below."""
 
     def to_dict(self) -> dict[str, Any]:
         r = self.reading
@@ -68,7 +73,18 @@ def results_for(collector: Collector, readings: Sequence[Reading]) -> list[Resul
             else None
         )
         message = describe_reading(reading, verdict.severity, verdict.threshold, rule)
-        results.append(Result(reading, verdict.severity, verdict.threshold, alert, message))
+        results.append(
+            Result(
+                reading,
+                verdict.severity,
+                verdict.threshold,
+                alert,
+                message,
+                threshold_for(reading, rule, Severity.WARNING),
+                threshold_for(reading, rule, Severity.CRITICAL),
+                rule.direction,
+            )
+        )
     return results
 
 

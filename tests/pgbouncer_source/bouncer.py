@@ -138,3 +138,35 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
         return state != "Z"
     return False
+
+
+def pgbench(
+    bouncer: Bouncer, clients: int, transactions: int, sleep: float
+) -> subprocess.Popen[str]:
+    """`pgbench` through PgBouncer: `clients` clients, each running `transactions` transactions
+    of `SELECT pg_sleep(sleep)` (no tables needed, no vacuum)."""
+    script = bouncer.root / "sleep.sql"
+    script.write_text(f"SELECT pg_sleep({sleep});\n")
+    command = [
+        str(Path("/usr/lib/postgresql/15/bin/pgbench")),
+        "-n",
+        "-f",
+        str(script),
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-t",
+        str(transactions),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(bouncer.port),
+        "-U",
+        "pw_load",
+        "postgres",
+    ]
+    env = {**os.environ, "PGPASSWORD": LOAD_PASSWORD}
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )

@@ -8,7 +8,10 @@ in 1.24). The denominators are the ones PgBouncer itself compares against:
   `free_clients`/`free_servers` are cached allocations, not free capacity, and are not used.
 - a pool's servers against its effective size: `pool_size` + `reserve_pool_size` (the user's
   own from 1.23 when set, else the database's, else the defaults), capped by
-  `max_db_connections` and `max_user_connections` when those are set (not 0).
+  `max_db_connections` and `max_user_connections` when those are set (not 0). Caveat: SHOW
+  USERS of 1.23 to 1.25 does not reset its buffer between rows, so a user without a pool size
+  of its own, listed after one with, shows that one's (fixed after 1.25); that user's limit is
+  then off, as PgBouncer's own output is.
 - wait per transaction from deltas of `total_wait_time` / `total_xact_count` (SHOW STATS):
   `avg_wait_time` is wrong before 1.23.
 PgBouncer's own admin database `pgbouncer` (poolwatch's connection among others) is left out.

@@ -256,6 +256,7 @@ def test_environment_enables_one_sink_per_peer(tmp_path: Path) -> None:
         "redis": "database",
         "host": "infrastructure",
         "docker": "infrastructure",
+        "pgbouncer": "database",
     }
     assert "pw-s3cret" not in json.dumps(redacted(loaded))
     sinks = [s for s in build_sinks(loaded, stdout=False) if isinstance(s, AlertmanagerSink)]

@@ -18,6 +18,7 @@ from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sources.docker.settings import DockerSettings
 from poolwatch.sources.host.settings import HostSettings
+from poolwatch.sources.pgbouncer.settings import PgBouncerSettings
 from poolwatch.sources.postgres.settings import PostgresSettings
 from poolwatch.sources.redis.settings import RedisSettings
 
@@ -43,6 +44,7 @@ class Config(Frozen):
     postgres: PostgresSettings
     redis: RedisSettings
     docker: DockerSettings
+    pgbouncer: PgBouncerSettings
     # --- sinks (stdout is always on) ----------------------------------------------------------
     webhooks: list[WebhookSettings] = []
     alertmanager: AlertmanagerSettings

@@ -10,7 +10,13 @@ from poolwatch.core.model import UP_CHECK, Reading, Severity
 if TYPE_CHECKING:
     from poolwatch.config.rules import Rule
 
-SOURCE_TITLES = {"postgres": "PostgreSQL", "redis": "Redis", "host": "Host", "docker": "Docker"}
+SOURCE_TITLES = {
+    "postgres": "PostgreSQL",
+    "redis": "Redis",
+    "host": "Host",
+    "docker": "Docker",
+    "pgbouncer": "PgBouncer",
+}
 
 
 def number(value: float, unit: str) -> str:

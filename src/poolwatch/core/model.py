@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 EVENT_SCHEMA = "poolwatch.event/v1"
 
-SourceKind = Literal["postgres", "redis", "host", "docker"]
+SourceKind = Literal["postgres", "redis", "host", "docker", "pgbouncer"]
 UP_CHECK = "up"
 """Every source emits an `up` reading per instance: 1 when the collection worked, 0 when not."""
 

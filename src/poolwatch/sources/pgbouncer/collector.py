@@ -1,0 +1,180 @@
+"""PgBouncer source: pools against the limits PgBouncer itself enforces, read from its admin
+console over one persistent connection per target.
+
+Why it is built this way:
+- The admin console (`dbname=pgbouncer`) speaks only the simple query protocol: asyncpg sends
+  every query with the extended protocol ("not supported by admin console"). psycopg 3's
+  `AsyncClientCursor` sends a query without parameters as one simple Query message, so this
+  source alone uses psycopg (imported only when a PgBouncer target is configured).
+- The console is exempt from `max_client_conn`: the connection poolwatch holds, and a reconnect,
+  keep working while PgBouncer refuses every other client. So PgBouncerDown means the console
+  cannot be reached, never that PgBouncer is full.
+- One connection, kept; a lost one is reopened at once in the same poll, then with the shared
+  capped exponential backoff with jitter, never two at once.
+
+Time: connecting and the SHOW round trips each get 30 % of the timeout, so a poll that loses its
+connection, reconnects and reads again still fits the runner's timeout. A timeout mid-read drops
+the connection (a half-read answer must never be read as the next one). The readings are listed
+in README.md (section "Source: PgBouncer"); show.py turns SHOW output into them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from poolwatch.config.rules import Rules
+from poolwatch.core.backoff import Backoff
+from poolwatch.core.model import Reading
+from poolwatch.core.reasons import one_line
+from poolwatch.runtime.logs import get_logger
+from poolwatch.sources import SourceError
+from poolwatch.sources.pgbouncer.settings import ADMIN_DATABASE, PgBouncerTarget
+from poolwatch.sources.pgbouncer.show import COMMANDS, Counters, Row, readings, snapshot
+
+SOURCE = "pgbouncer"
+APPLICATION_NAME = "poolwatch"
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+
+Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+class PgBouncerCollector:
+    """One PgBouncer: one admin console connection, the SHOW commands of `COMMANDS` per poll."""
+
+    source = SOURCE
+
+    def __init__(
+        self,
+        target: PgBouncerTarget,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.instance = target.name
+        self.interval = target.interval
+        self.timeout = target.timeout
+        self.rules: Rules = target.rules
+        self._dsn = str(target.dsn)
+        self._password = target.password.get_secret_value() if target.password else None
+        self._clock = clock
+        self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
+        self._step = target.timeout * 0.3
+        self._conn: Connection | None = None
+        self._lock = asyncio.Lock()
+        self._failures = 0
+        self._retry_at = 0.0
+        self._failure = ""
+        self._counters: Counters | None = None
+        self._log = get_logger(source=SOURCE, instance=self.instance)
+
+    # --- the Collector contract ---------------------------------------------------------------
+
+    async def collect(self) -> Sequence[Reading]:
+        async with self._lock:
+            tables = await self._fetch()
+            out, self._counters = readings(self.instance, snapshot(tables), self._counters)
+            return out
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop(None)
+
+    def reconfigure(self, target: PgBouncerTarget) -> None:
+        """New rules, interval and timeout; every connect and read takes its deadline from
+        the timeout when it starts, so a changed one applies from the next poll."""
+        self.rules, self.interval = target.rules, target.interval
+        self.timeout, self._step = target.timeout, target.timeout * 0.3
+
+    # --- the admin console ----------------------------------------------------------------
+
+    async def _fetch(self) -> dict[str, list[Row]]:
+        if self._conn is not None and (self._conn.closed or self._conn.broken):
+            await self._drop("connection closed by PgBouncer")
+        if self._conn is not None:
+            try:
+                return await self._show(self._conn)
+            except Exception as exc:
+                if not self._lost(exc):
+                    raise SourceError(f"SHOW failed: {_reason(exc)}") from None
+                await self._drop(_reason(exc))
+                # PgBouncer may well be there (restarted, or it closed us): reconnect now
+        conn = await self._connect()
+        try:
+            return await self._show(conn)
+        except Exception as exc:
+            if self._lost(exc):
+                await self._drop(_reason(exc))
+            raise SourceError(f"SHOW failed: {_reason(exc)}") from None
+
+    async def _show(self, conn: Connection) -> dict[str, list[Row]]:
+        """Every command of `COMMANDS`, rows keyed by column name (never by position)."""
+        tables: dict[str, list[Row]] = {}
+        async with asyncio.timeout(self._step), conn.cursor() as cursor:
+            for key, command in COMMANDS.items():
+                await cursor.execute(command)  # constant text, no parameters: simple protocol
+                names = [column.name for column in cursor.description or ()]
+                tables[key] = [
+                    dict(zip(names, row, strict=True)) for row in await cursor.fetchall()
+                ]
+        return tables
+
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether the connection is gone or no longer trustworthy, not just one command."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            return True
+        return isinstance(exc, TimeoutError | psycopg.OperationalError | OSError)
+
+    async def _connect(self) -> Connection:
+        wait = self._retry_at - self._clock()
+        if wait > 0:
+            raise SourceError(f"{self._failure}; next reconnect attempt in {wait:.0f}s")
+        options: dict[str, Any] = {"dbname": ADMIN_DATABASE, "application_name": APPLICATION_NAME}
+        if self._password is not None:
+            options["password"] = self._password
+        try:
+            async with asyncio.timeout(self._step):
+                conn = await psycopg.AsyncConnection.connect(
+                    self._dsn,
+                    autocommit=True,
+                    cursor_factory=psycopg.AsyncClientCursor,
+                    **options,
+                )
+        except Exception as exc:
+            self._failures += 1
+            delay = self.backoff.delay(self._failures)
+            self._retry_at = self._clock() + delay
+            self._failure = _reason(exc)
+            self._log.warning(
+                "pgbouncer_connect_failed",
+                reason=self._failure,
+                attempt=self._failures,
+                retry_in_seconds=round(delay, 1),
+            )
+            raise SourceError(f"cannot connect to the admin console: {self._failure}") from None
+        if self._failures:
+            self._log.info("pgbouncer_reconnected", attempts=self._failures)
+        self._conn, self._failures, self._retry_at = conn, 0, 0.0
+        return conn
+
+    async def _drop(self, reason: str | None) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if reason is not None:
+            self._log.warning("pgbouncer_connection_lost", reason=reason)
+        try:
+            async with asyncio.timeout(self._step):
+                await conn.close()
+        except Exception as exc:  # closing cannot fail a poll; the socket goes with the object
+            self._log.debug("pgbouncer_close_failed", reason=_reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's words as one safe line (psycopg's run over several lines)."""
+    return one_line(exc)

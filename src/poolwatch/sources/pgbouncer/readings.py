@@ -1,0 +1,25 @@
+"""The PgBouncer source's readings table (README "Source: PgBouncer" documents each)."""
+
+from poolwatch.core.model import UP_CHECK
+
+CHECKS = (
+    UP_CHECK,
+    "client_connections",
+    "clients_waiting",
+    "max_wait_seconds",
+    "server_connections",
+    "pool_saturated",
+    "database_server_connections",
+    "wait_per_transaction_seconds",
+)
+
+UNITS = {
+    UP_CHECK: "bool",
+    "client_connections": "connections",
+    "clients_waiting": "connections",
+    "max_wait_seconds": "seconds",
+    "server_connections": "connections",
+    "pool_saturated": "bool",
+    "database_server_connections": "connections",
+    "wait_per_transaction_seconds": "seconds",
+}

@@ -160,11 +160,12 @@ async def test_full_pool_is_saturation_not_down(
         sent: list[Event] = []
         for _ in range(3):  # the failed reconnect, then polls inside the backoff
             readings = await h.runner.poll(collector)
-            connections = [r for r in readings if r.check == "connections"]
-            assert [r.value for r in connections] == [USABLE]
-            assert connections[0].message == SATURATED_MESSAGE
-            assert connections[0].labels == {}  # the same alert key as a normal reading
-            assert [r.value for r in readings if r.check == "up"] == [1]
+            checks = {r.check: r for r in readings}
+            # the refusal is its own reading; no count the server did not give
+            assert set(checks) == {"up", "pool_exhausted"}
+            assert checks["up"].value == 1
+            assert checks["pool_exhausted"].value == 1
+            assert checks["pool_exhausted"].message == SATURATED_MESSAGE
             assert collector.last_poll_partial
             collected: list[Event] = []
             h.runner.deliver = _capture(collected)  # type: ignore[method-assign]
@@ -172,19 +173,18 @@ async def test_full_pool_is_saturation_not_down(
             sent += collected
             h.polls += 1
             clock.now += 0.2  # the later polls fall inside the reconnect backoff
-        assert sent == []  # no Down, no resolve of LoadUserBusy, no re-fire of Critical
+        # no Down, no resolve of LoadUserBusy or Critical (absent is not resolved): one new alert
+        assert alerts(sent) == [("PostgreSQLConnectionPoolExhausted", "firing", "critical")]
         firing = {(k.check, s) for k, s, _ in h.evaluator.firing()}
         assert ("connections", Severity.CRITICAL) in firing
         assert ("connections_by_user", Severity.WARNING) in firing
+        assert ("pool_exhausted", Severity.CRITICAL) in firing
         assert await poolwatch_sessions(admin) == 0
 
-        # a fresh collector that never saw the server: still saturation, never down
+        # a fresh collector that never saw the server: refused, never down, no invented count
         fresh = PostgresCollector(make_target(pg.dsn(), {"POSTGRES_CONN_MAX": "190"}))
         readings = list(await fresh.collect())
-        assert [(r.check, r.value, r.limit) for r in readings] == [
-            ("up", 1, None),
-            ("connections", 190, 190),
-        ]
+        assert [(r.check, r.value) for r in readings] == [("up", 1), ("pool_exhausted", 1)]
 
         # the pool drains: after the backoff, poolwatch is back with one connection
         await load.close(len(load.conns) - 2)
@@ -194,6 +194,7 @@ async def test_full_pool_is_saturation_not_down(
         assert h.value("connections").value == await client_backends(admin) == 4
         events += await h.poll()
         assert ("PostgreSQLConnectionPoolCritical", "resolved", "critical") in alerts(events)
+        assert ("PostgreSQLConnectionPoolExhausted", "resolved", "critical") in alerts(events)
         assert await poolwatch_sessions(admin) == 1
     finally:
         await collector.close()

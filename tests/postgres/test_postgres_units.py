@@ -110,3 +110,17 @@ def test_blockers_text_names_catalogs_without_a_lookup() -> None:
         " pid 77 waits for AccessExclusiveLock on relation oid 12345"
     )
     assert blockers_text([]) == "the lock was released before it could be named"
+
+
+def test_a_database_called_other_never_merges_with_the_overflow() -> None:
+    """A database literally named `(other)` (seen in the soak) kept its own count, but shared the
+    overflow bucket's label, so the two were summed. Now its label is `\\(other)`."""
+    from poolwatch.sources.postgres.collector import MAX_LABEL_VALUES, OTHER, _bounded
+
+    counts = {f"db{n:02}": 100 - n for n in range(MAX_LABEL_VALUES + 5)}  # 5 overflow
+    counts["(other)"] = 99
+    kept = _bounded(counts)
+    assert kept["\\(other)"] == 99
+    assert kept[OTHER] == sum(100 - n for n in range(MAX_LABEL_VALUES - 1, MAX_LABEL_VALUES + 5))
+    assert sum(kept.values()) == sum(counts.values())
+    assert _bounded({"\\odd": 1, "plain": 2}) == {"plain": 2, "\\\\odd": 1}

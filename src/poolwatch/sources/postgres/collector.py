@@ -53,6 +53,7 @@ APPLICATION_NAME = "poolwatch"
 TOO_MANY_CONNECTIONS = "53300"
 SATURATED_MESSAGE = "server refused a new connection: too many clients (SQLSTATE 53300)"
 BLOCKED_CHECK = "monitoring_query_blocked"
+EXHAUSTED_CHECK = "pool_exhausted"
 
 
 STATES = {
@@ -99,7 +100,14 @@ def deadlock_delta(previous: Counters | None, current: Counters) -> int | None:
     return total
 
 
+def label_value(name: str) -> str:
+    """A database or role name as a label value, never equal to the overflow bucket: a name
+    that starts with `(` or `\\` (a database literally called `(other)`) gets a `\\` in front."""
+    return "\\" + name if name.startswith(("(", "\\")) else name
+
+
 def _bounded(counts: Mapping[str, int]) -> dict[str, int]:
+    counts = {label_value(name): n for name, n in counts.items()}
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     kept = dict(ranked[:MAX_LABEL_VALUES])
     rest = sum(n for _, n in ranked[MAX_LABEL_VALUES:])
@@ -276,7 +284,10 @@ class PostgresCollector:
 
     def _finish(self, poll: _Poll) -> _Poll:
         message = f"partial poll, not read: {'; '.join(poll.unread)}" if poll.unread else None
-        poll.readings.insert(0, self._reading(UP_CHECK, 1, "bool", message=message))
+        poll.readings[:0] = [
+            self._reading(UP_CHECK, 1, "bool", message=message),
+            self._reading(EXHAUSTED_CHECK, 0, "bool"),  # connected: a refusal is over
+        ]
         return poll
 
     async def _query(self, conn: Any, sql: str, *args: Any) -> Any:
@@ -398,22 +409,13 @@ class PostgresCollector:
         return Reading(SOURCE, self.instance, check, value, unit, limit, labels or {}, message)
 
     def _saturation(self) -> list[Reading]:
-        """The pool is full: `connections` at the limit, on the key the normal reading uses."""
-        limit = self.limit_override or self._limit
-        value: float
-        if limit is not None:
-            value = limit
-        else:
-            # never connected, so the settings are unknown: full is at least the critical mark
-            rule = self.rules.get("connections")
-            critical = rule.critical if rule else None
-            if critical is not None and not critical.percent:
-                value = critical.number
-            else:
-                value = limit = 1.0
+        """The server refused poolwatch's (re)connect for "too many clients": it is up, and
+        full. No count is reported: the server gave none in this poll, and an old limit would
+        be invented (after a restart with another `max_connections` it was wrong). The refusal
+        is its own reading; `connections` is absent, not resolved, until read again."""
         return [
             self._reading(UP_CHECK, 1, "bool", message=SATURATED_MESSAGE),
-            self._reading("connections", value, "connections", limit, message=SATURATED_MESSAGE),
+            self._reading(EXHAUSTED_CHECK, 1, "bool", message=SATURATED_MESSAGE),
         ]
 
     @property
@@ -477,7 +479,7 @@ class PostgresCollector:
             if size is None:  # its files are gone, its row not yet: a DROP DATABASE under way
                 poll.unread.append(f"size of database {name!r}: none (being dropped?)")
                 continue
-            labels = {"database": name}
+            labels = {"database": label_value(name)}
             poll.readings.append(self._reading("database_size_bytes", size, "bytes", None, labels))
 
 

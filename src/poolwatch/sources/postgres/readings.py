@@ -4,6 +4,7 @@ from poolwatch.core.model import UP_CHECK
 
 CHECKS = (
     UP_CHECK,
+    "pool_exhausted",
     "connections",
     "connections_by_state",
     "connections_waiting_on_locks",

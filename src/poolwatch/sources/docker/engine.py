@@ -84,17 +84,28 @@ class Engine:
         self._negotiating = threading.Lock()
         self.api_version: str | None = None
         self._generation = 0
+        self._busy: set[int] = set()
+        """Clients in a call right now (by id): a retime closes only the others."""
 
     def retime(self, timeout: float) -> None:
-        """A new timeout for every call from now on: each thread makes a new client."""
-        self.timeout = timeout
-        self._generation += 1
+        """A new timeout for every call from now on: the clients not in a call now are closed
+        at once (their sockets with them); one in a call is replaced when its thread is next
+        used. Each thread makes a new client with the new timeout."""
+        with self._lock:
+            self.timeout = timeout
+            self._generation += 1
+            idle = [c for c in self._clients if id(c) not in self._busy]
+            self._clients = [c for c in self._clients if id(c) in self._busy]
+        for client in idle:
+            with contextlib.suppress(Exception):
+                client.close()
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is not None and getattr(self._local, "generation", 0) != self._generation:
             with self._lock:  # retimed: this thread's old client goes, with its sockets
-                self._clients.remove(client)
+                if client in self._clients:
+                    self._clients.remove(client)
             with contextlib.suppress(Exception):
                 client.close()
             client = None
@@ -112,7 +123,17 @@ class Engine:
     async def call(self, fn: Callable[[Any], T]) -> T:
         """`fn(api_client)` on a worker thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._client()))
+        return await loop.run_in_executor(self._pool, self._with_client, fn)
+
+    def _with_client(self, fn: Callable[[Any], T]) -> T:
+        client = self._client()
+        with self._lock:
+            self._busy.add(id(client))
+        try:
+            return fn(client)
+        finally:
+            with self._lock:
+                self._busy.discard(id(client))
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Other blocking work of this source (cgroup file reads) on the same bounded pool."""

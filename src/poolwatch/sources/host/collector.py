@@ -136,7 +136,7 @@ class HostCollector:
                 self._prime()
                 await asyncio.sleep(_PRIME_SECONDS)
             readings = self._procfs_readings()
-            mounts = self.watched_mounts()
+            mounts = self._watched_mounts()
         except OSError as exc:
             raise SourceError(f"cannot read host statistics under {self.procfs}: {exc}") from exc
         readings.extend(await self._disks(mounts))
@@ -186,7 +186,7 @@ class HostCollector:
             self._reading("network_transmit_bytes_per_second", tx, "bytes_per_second"),
         ]
 
-    def watched_mounts(self) -> list[Mount]:
+    def _watched_mounts(self) -> list[Mount]:
         """The mounts this poll measures, one per filesystem."""
         d = self.disks
         return one_per_filesystem(

@@ -16,20 +16,20 @@ from poolwatch.sources import SourceError
 from poolwatch.sources.host.collector import (
     HostCollector,
     host_name,
-    parse_mounts,
     parse_net_dev,
 )
+from poolwatch.sources.host.mounts import one_per_filesystem, parse_mountinfo, watched
 from poolwatch.sources.host.readings import CHECKS
 from tests.readme import documented_checks
 
-MOUNTS = """\
-/dev/vda1 / ext4 rw,relatime 0 0
-proc /proc proc rw,nosuid 0 0
-overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0
-tmpfs /run tmpfs rw 0 0
-/dev/vda1 /var/lib/docker ext4 rw,relatime 0 0
-/dev/vdb /srv/with\\040space xfs rw 0 0
-/dev/loop0 /snap/core/1 squashfs ro 0 0
+MOUNTINFO = """\
+27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw
+28 27 0:22 / /proc rw,nosuid - proc proc rw
+29 27 0:50 / /var/lib/docker/overlay2/x/merged rw - overlay overlay rw
+30 27 0:24 / /run rw - tmpfs tmpfs rw
+31 27 254:1 /var/lib/docker /var/lib/docker rw,relatime - ext4 /dev/vda1 rw
+32 27 254:16 / /srv/with\\040space rw - xfs /dev/vdb rw
+33 27 7:0 / /snap/core/1 ro - squashfs /dev/loop0 ro
 """
 
 NET_DEV = """\
@@ -59,7 +59,7 @@ def host_tree(tmp_path: Path) -> tuple[Path, Path]:
     (procfs / "stat").write_text(stat_line(busy=100, idle=900))
     (procfs / "meminfo").write_text(meminfo(total_kb=1000, available_kb=250))
     (procfs / "loadavg").write_text("3.50 2.00 1.00 2/300 4242\n")
-    (procfs / "1" / "mounts").write_text(MOUNTS)
+    (procfs / "1" / "mountinfo").write_text(MOUNTINFO)
     (procfs / "1" / "net" / "dev").write_text(NET_DEV.format(lo=5, rx=1000, tx=2000))
     (rootfs / "srv" / "with space").mkdir(parents=True)
     return procfs, rootfs
@@ -72,8 +72,8 @@ def by_check(readings: list[Reading]) -> dict[str, list[Reading]]:
     return out
 
 
-def test_parse_mounts_keeps_real_filesystems_once() -> None:
-    mounts = parse_mounts(MOUNTS)
+def test_mountinfo_keeps_real_filesystems_once() -> None:
+    mounts = one_per_filesystem(m for m in parse_mountinfo(MOUNTINFO) if watched(m, network=False))
     assert [(m.mountpoint, m.fstype) for m in mounts] == [("/", "ext4"), ("/srv/with space", "xfs")]
 
 

@@ -43,7 +43,7 @@ def subject(reading: Reading) -> str:
 
 
 def measurement(reading: Reading) -> str:
-    if reading.check == UP_CHECK:
+    if reading.check == UP_CHECK or reading.check.endswith("_up"):  # `up`, a disk's `disk_up`
         state = "up" if reading.value >= 1 else "down"
         return f"{state}" + (f" ({reading.message})" if reading.message else "")
     text = f"{reading.check.replace('_', ' ')} {number(reading.value, reading.unit)}"

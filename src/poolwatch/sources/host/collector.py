@@ -1,8 +1,12 @@
 """Host source: CPU, memory, disks, network and load of the machine poolwatch watches.
 
 Inside a container the host is seen through `procfs` (`/host/proc`) and `rootfs` (`/host/root`):
-mounts then come from `{procfs}/1/mounts` and network counters from `{procfs}/1/net/dev` (the
+mounts then come from `{procfs}/1/mountinfo` and network counters from `{procfs}/1/net/dev` (the
 host's namespaces, not the container's), and usage from `statvfs(rootfs + mountpoint)`.
+
+The procfs files are read on the event loop: the kernel writes them from memory, and reading
+them never waits for a filesystem. `statvfs` does, and runs on the prober's own threads
+(`probe.py`), each filesystem under `host.disks.timeout`.
 
 Readings (source `host`):
 | check | instance | unit | limit | labels |
@@ -14,6 +18,7 @@ Readings (source `host`):
 | `network_receive_bytes_per_second` | host name | `bytes_per_second` | | |
 | `network_transmit_bytes_per_second` | host name | `bytes_per_second` | | |
 | `disk_percent` | mount point | `percent` | 100 | `device`, `fstype` |
+| `disk_up` | mount point | `bool` | | `device`, `fstype` |
 """
 
 from __future__ import annotations
@@ -22,87 +27,18 @@ import asyncio
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from poolwatch.config.rules import Rules
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.sources import SourceError
+from poolwatch.sources.host.mounts import Mount, one_per_filesystem, parse_mountinfo, watched
+from poolwatch.sources.host.probe import Prober, Unavailable
 from poolwatch.sources.host.settings import HostSettings
 
 SOURCE = "host"
 
-PSEUDO_FILESYSTEMS = frozenset(
-    (
-        "autofs",
-        "binfmt_misc",
-        "bpf",
-        "cgroup",
-        "cgroup2",
-        "configfs",
-        "debugfs",
-        "devpts",
-        "devtmpfs",
-        "efivarfs",
-        "fusectl",
-        "fuse.lxcfs",
-        "hugetlbfs",
-        "iso9660",
-        "mqueue",
-        "nsfs",
-        "overlay",
-        "aufs",
-        "proc",
-        "pstore",
-        "ramfs",
-        "rpc_pipefs",
-        "securityfs",
-        "selinuxfs",
-        "squashfs",
-        "sysfs",
-        "tmpfs",
-        "tracefs",
-        "nfsd",
-        "shm",
-        "fuse.gvfsd-fuse",
-        "fuse.portal",
-    )
-)
-"""Filesystems that hold no user data or are read-only images; their "usage" means nothing."""
-
 _PRIME_SECONDS = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    device: str
-    mountpoint: str
-    fstype: str
-
-
-def _unescape(field: str) -> str:
-    """/proc/*/mounts escapes space, tab, newline and backslash as octal (`\\040`)."""
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        field = field.replace(code, char)
-    return field
-
-
-def parse_mounts(text: str) -> list[Mount]:
-    """Real filesystems from a mounts table, one per device (bind mounts repeat a device)."""
-    mounts: list[Mount] = []
-    devices: set[str] = set()
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        device, mountpoint, fstype = (_unescape(f) for f in fields[:3])
-        if fstype in PSEUDO_FILESYSTEMS or device in devices or not device.startswith("/"):
-            continue
-        devices.add(device)
-        mounts.append(Mount(device, mountpoint, fstype))
-    return mounts
 
 
 def parse_net_dev(text: str) -> tuple[int, int]:
@@ -167,8 +103,8 @@ def host_name(rootfs: Path) -> str:
 
 
 class HostCollector:
-    """Reads the host from its procfs files (and statvfs through psutil); keeps the previous
-    counters for deltas. No process-wide state: two collectors may read two procfs trees."""
+    """Reads the host from its procfs files and statvfs; keeps the previous counters for deltas.
+    No process-wide state: two collectors may read two procfs trees."""
 
     source = SOURCE
 
@@ -179,6 +115,10 @@ class HostCollector:
         self.rules: Rules = config.rules
         self.procfs = config.procfs
         self.rootfs = config.rootfs
+        self.disks = config.disks
+        self.last_poll_partial = False
+        """A mount did not answer: its other alerts are not "no longer reported" (Partial)."""
+        self._prober = Prober(config.disks.timeout)
         self._cpu: tuple[float, float] | None = None
         self._net: tuple[float, int, int] | None = None
         self._cpus = 0
@@ -193,15 +133,17 @@ class HostCollector:
         try:
             if self._cpu is None:
                 # rates need two samples; take the first now so that even the first poll is real
-                await asyncio.to_thread(self._prime)
+                self._prime()
                 await asyncio.sleep(_PRIME_SECONDS)
-            # statvfs on a hung network mount blocks; a thread keeps the runner's timeout working
-            return await asyncio.to_thread(self._collect_blocking)
+            readings = self._procfs_readings()
+            mounts = self._watched_mounts()
         except OSError as exc:
             raise SourceError(f"cannot read host statistics under {self.procfs}: {exc}") from exc
+        readings.extend(await self._disks(mounts))
+        return readings
 
     async def close(self) -> None:
-        return None
+        self._prober.close()
 
     def reconfigure(self, settings: HostSettings) -> None:
         self.rules, self.interval = settings.rules, settings.interval
@@ -221,7 +163,7 @@ class HostCollector:
     def _reading(self, check: str, value: float, unit: str, limit: float | None = None) -> Reading:
         return Reading(SOURCE, self.instance, check, value, unit, limit)
 
-    def _collect_blocking(self) -> list[Reading]:
+    def _procfs_readings(self) -> list[Reading]:
         readings = [self._reading(UP_CHECK, 1, "bool")]
         cpu = self._sample_cpu()
         if cpu is not None:
@@ -231,7 +173,6 @@ class HostCollector:
         load1 = float((self.procfs / "loadavg").read_text().split()[0])
         readings.append(self._reading("load1", load1, "load", self._cpus or 1))
         readings.extend(self._network())
-        readings.extend(self._disks())
         return readings
 
     def _network(self) -> list[Reading]:
@@ -249,20 +190,29 @@ class HostCollector:
             self._reading("network_transmit_bytes_per_second", tx, "bytes_per_second"),
         ]
 
-    def _disks(self) -> list[Reading]:
+    def _watched_mounts(self) -> list[Mount]:
+        """The mounts this poll measures, one per filesystem."""
+        d = self.disks
+        return one_per_filesystem(
+            m
+            for m in parse_mountinfo(self._host_view("mountinfo").read_text())
+            if watched(m, network=d.network, include=d.include, exclude=d.exclude)
+        )
+
+    async def _disks(self, mounts: Sequence[Mount]) -> list[Reading]:
+        paths = {m.filesystem: str(self.rootfs / m.mountpoint.lstrip("/")) for m in mounts}
+        answers = await self._prober.measure(paths)
         readings: list[Reading] = []
-        for mount in parse_mounts(self._host_view("mounts").read_text()):
-            path = self.rootfs / mount.mountpoint.lstrip("/")
-            try:
-                usage = psutil.disk_usage(str(path))
-            except OSError:
-                continue  # unmounted since the table was read, or hidden from this view
-            if usage.total == 0:
+        for mount in mounts:
+            answer = answers.get(mount.filesystem)
+            if answer is None:
                 continue
+            where = (SOURCE, mount.mountpoint)
             labels = {"device": mount.device, "fstype": mount.fstype}
-            readings.append(
-                Reading(
-                    SOURCE, mount.mountpoint, "disk_percent", usage.percent, "percent", 100, labels
-                )
-            )
+            if isinstance(answer, Unavailable):
+                readings.append(Reading(*where, "disk_up", 0, "bool", None, labels, answer.reason))
+                continue
+            readings.append(Reading(*where, "disk_up", 1, "bool", None, labels))
+            readings.append(Reading(*where, "disk_percent", answer.percent, "percent", 100, labels))
+        self.last_poll_partial = any(isinstance(a, Unavailable) for a in answers.values())
         return readings

@@ -10,5 +10,6 @@ CHECKS = (
     "network_receive_bytes_per_second",
     "network_transmit_bytes_per_second",
     "disk_percent",
+    "disk_up",
 )
 BOUNDED_PERCENT = frozenset({"cpu_percent", "memory_percent", "disk_percent"})

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import yaml
 
-from poolwatch.sources.host.collector import parse_mounts
+from poolwatch.sources.host.mounts import one_per_filesystem, parse_mountinfo, watched
 from tests.container.conftest import ROOT, docker
 
 pytestmark = pytest.mark.integration
@@ -62,9 +62,11 @@ def run_once(image: str, run_args: list[str], **overrides: str) -> tuple[int, li
 
 
 def host_disks() -> dict[str, float]:
-    """What the host itself says: real mounts of pid 1 and their usage, seen from outside."""
+    """What the host itself says: the disks of pid 1 (one mount per filesystem, network and
+    FUSE ones left out as by default) and their usage, seen from outside."""
     disks: dict[str, float] = {}
-    for mount in parse_mounts(Path("/proc/1/mounts").read_text()):
+    table = parse_mountinfo(Path("/proc/1/mountinfo").read_text())
+    for mount in one_per_filesystem(m for m in table if watched(m, network=False)):
         try:
             usage = psutil.disk_usage(mount.mountpoint)
         except OSError:

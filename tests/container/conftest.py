@@ -46,8 +46,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def image() -> str:
-    """Tag of the poolwatch image built from this checkout."""
+def image() -> Iterator[str]:
+    """A tag of the poolwatch image built from this checkout, this session's own: other
+    checkouts' sessions on a shared engine build `poolwatch:test` too, and that tag moves.
+    Removed at the end (the image goes with it unless `poolwatch:test` still names it)."""
     if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
         pytest.fail("no Docker engine: run tests/provision/20-docker.sh (or bash tests/run.sh)")
     if docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
@@ -65,6 +67,7 @@ def image() -> str:
     revision = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
+    session_tag = f"{TAG}-{uuid.uuid4().hex[:10]}"
     try:
         started = time.monotonic()
         build = docker(
@@ -81,6 +84,8 @@ def image() -> str:
             f"REVISION={revision or 'unknown'}",
             "--tag",
             TAG,
+            "--tag",
+            session_tag,
             str(ROOT),
             timeout=BUILD_TIMEOUT,
             check=False,
@@ -90,8 +95,9 @@ def image() -> str:
         server.server_close()
     if build.returncode != 0:
         pytest.fail(f"docker build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}")
-    print(f"built {TAG} in {time.monotonic() - started:.1f}s")
-    return TAG
+    print(f"built {session_tag} in {time.monotonic() - started:.1f}s")
+    yield session_tag
+    docker("image", "rm", session_tag, check=False)
 
 
 def root_propagation() -> str:

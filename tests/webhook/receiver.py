@@ -3,15 +3,22 @@
 stdlib `http.server` in a thread, on a fixed port so that it can be stopped (connection refused)
 and started again where poolwatch expects it. `script` holds the answers for the next requests
 (status, headers, delay, or `hang` until stopped); when it is empty the answer is 200.
+
+Run as a script (`python3 receiver.py --host 0.0.0.0 --port 8080`, stdlib only) it is a receiver
+in a container of its own, as the compose stack test uses it: every request becomes one JSON line
+on stdout (`docker logs`), every answer is 200, SIGTERM stops it.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
+import signal
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,12 +52,24 @@ class Request:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    def line(self) -> str:
+        """The request as one JSON line, as the script prints it."""
+        return json.dumps({"path": self.path, "headers": self.headers, "body": self.body.decode()})
+
 
 class Receiver:
-    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+        on_request: Callable[[Request], None] | None = None,
+    ) -> None:
         self.port = port
         self.tls = tls
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/hook"
+        self.host = host
+        self.on_request = on_request
+        self.url = f"{'https' if tls else 'http'}://{host}:{port}/hook"
         self.requests: list[Request] = []
         self.script: collections.deque[Answer] = collections.deque()
         self._lock = threading.Lock()
@@ -90,7 +109,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = ThreadingHTTPServer((self.host, self.port), Handler)
         server.daemon_threads = True
         if self.tls is not None:
             server.socket = self.tls.wrap_socket(server.socket, server_side=True)
@@ -137,6 +156,28 @@ class Receiver:
     ) -> None:
         with self._lock:
             lowered = {k.lower(): v for k, v in headers.items()}
-            self.requests.append(
-                Request(path, lowered, body, time.monotonic(), status, tuple(peer[:2]))
-            )
+            request = Request(path, lowered, body, time.monotonic(), status, tuple(peer[:2]))
+            self.requests.append(request)
+            if self.on_request is not None:
+                self.on_request(request)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="An HTTP receiver printing each request.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    stop = {signal.SIGTERM, signal.SIGINT}
+    # blocked before the server's threads start, so they inherit the mask and sigwait gets them
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    receiver = Receiver(
+        args.port, host=args.host, on_request=lambda request: print(request.line(), flush=True)
+    )
+    receiver.start()
+    print(json.dumps({"listening": f"{args.host}:{args.port}"}), flush=True)
+    signal.sigwait(stop)
+    receiver.stop()
+
+
+if __name__ == "__main__":
+    main()

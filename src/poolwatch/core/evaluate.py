@@ -235,8 +235,8 @@ class Evaluator:
 __all__ = [
     "AlertState",
     "Evaluator",
-    "concerning",
     "Judgement",
+    "concerning",
     "describe_reading",
     "judge",
     "rule_for",

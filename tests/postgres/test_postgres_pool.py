@@ -25,7 +25,11 @@ from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading, Severity
 from poolwatch.runtime.scheduler import Runner, owner_of
-from poolwatch.sources.postgres.collector import SATURATED_MESSAGE, PostgresCollector
+from poolwatch.sources.postgres.collector import (
+    NO_HOLDERS,
+    SATURATED_MESSAGE,
+    PostgresCollector,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +166,8 @@ async def test_full_pool_is_saturation_not_down(
             readings = await h.runner.poll(collector)
             connections = [r for r in readings if r.check == "connections"]
             assert [r.value for r in connections] == [USABLE]
-            assert connections[0].message == SATURATED_MESSAGE
+            assert connections[0].message == f"{SATURATED_MESSAGE}; {NO_HOLDERS}"
+            assert connections[0].context is None  # no session to read the holders with
             assert connections[0].labels == {}  # the same alert key as a normal reading
             assert [r.value for r in readings if r.check == "up"] == [1]
             assert collector.last_poll_partial

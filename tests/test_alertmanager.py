@@ -23,7 +23,7 @@ from poolwatch.runtime.scheduler import Runner
 from poolwatch.sinks.alertmanager.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
-from tests.factories import make_event
+from tests.factories import HOLDERS_CONTEXT, HOLDERS_LINE, make_event
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
 TEAMS = {"postgres": "database", "host": "infrastructure"}
@@ -279,3 +279,11 @@ def test_stats_reach_the_metrics_endpoint(tmp_path: Path) -> None:
     text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
     assert 'poolwatch_sink_queue_depth{sink="alertmanager:am:9093"} 0.0' in text
     assert 'poolwatch_sink_alerts_firing{sink="alertmanager:am:9093"} 0.0' in text
+
+
+def test_context_becomes_one_holders_annotation_and_never_a_label() -> None:
+    plain = to_alert(critical(), TEAMS)
+    held = to_alert(critical(context=HOLDERS_CONTEXT), TEAMS)
+    assert held["labels"] == plain["labels"]
+    assert held["annotations"] == {**plain["annotations"], "holders": HOLDERS_LINE}
+    assert "holders" not in plain["annotations"]

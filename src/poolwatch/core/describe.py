@@ -61,6 +61,10 @@ def measurement(reading: Reading) -> str:
     return text
 
 
+MESSAGE_HOLDERS = 2
+"""Holders a message names (the context has more): one line must stay readable in a chat."""
+
+
 def age(seconds: float) -> str:
     """A duration as a person says it: `45s`, `13m`, `2h05m`."""
     whole = int(max(0.0, seconds))
@@ -104,9 +108,10 @@ def describe_context(context: Mapping[str, Any] | None) -> str | None:
     clauses: list[str] = []
     holders: Sequence[Mapping[str, Any]] = context.get("holders") or ()
     if holders:
-        text = ", ".join(_holder(h) for h in holders)
-        if context.get("other_groups"):
-            text += f", ({context['other_groups']} more)"
+        text = ", ".join(_holder(h) for h in holders[:MESSAGE_HOLDERS])
+        more = len(holders[MESSAGE_HOLDERS:]) + int(context.get("other_groups") or 0)
+        if more:
+            text += f", ({more} more)"
         clauses.append(text)
     if context.get("waiting_on_locks"):
         text = f"{context['waiting_on_locks']} waiting on locks"

@@ -23,7 +23,7 @@ from poolwatch.runtime.scheduler import Runner
 from poolwatch.sinks.alertmanager.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
-from tests.factories import make_event
+from tests.factories import HOLDERS_CONTEXT, HOLDERS_LINE, make_event
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
 TEAMS = {"postgres": "database", "host": "infrastructure"}
@@ -189,7 +189,8 @@ async def test_resend_sends_the_book_as_it_is_when_delivered(tmp_path: Path) -> 
         assert recorder.bodies[3][0]["endsAt"] == "2026-11-27T17:05:17.000Z"
         clock.now += timedelta(seconds=1)
         assert not await sink.resend()  # the window is over: the book is empty
-        assert sink.stats()["delivered"] == 4
+        # the recorder sees a body before the sink has counted its answer: wait, bounded
+        await wait_until(lambda: sink.stats()["delivered"] == 4)
     finally:
         await sink.close(1)
 
@@ -279,3 +280,11 @@ def test_stats_reach_the_metrics_endpoint(tmp_path: Path) -> None:
     text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
     assert 'poolwatch_sink_queue_depth{sink="alertmanager:am:9093"} 0.0' in text
     assert 'poolwatch_sink_alerts_firing{sink="alertmanager:am:9093"} 0.0' in text
+
+
+def test_context_becomes_one_holders_annotation_and_never_a_label() -> None:
+    plain = to_alert(critical(), TEAMS)
+    held = to_alert(critical(context=HOLDERS_CONTEXT), TEAMS)
+    assert held["labels"] == plain["labels"]
+    assert held["annotations"] == {**plain["annotations"], "holders": HOLDERS_LINE}
+    assert "holders" not in plain["annotations"]

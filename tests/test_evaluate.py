@@ -3,6 +3,7 @@ plus properties that must hold for any sequence of readings."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poolwatch.config.rules import Rule, Threshold
-from poolwatch.core.evaluate import Evaluator, judge
+from poolwatch.core.evaluate import Evaluator, concerning, judge
 from poolwatch.core.model import Reading, Severity
+from tests.factories import HOLDERS_CONTEXT, HOLDERS_LINE
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 OWNER = "postgres:main"
@@ -267,3 +269,33 @@ def test_retire_leaves_other_owners_and_judged_alerts_alone() -> None:
     assert evaluator.retire("postgres:a", {"connections": rule}, T0) == []
     assert len(evaluator.retire("postgres:a", {}, T0)) == 1
     assert [f.key.instance for f in evaluator.firing()] == ["b"]
+
+
+def test_context_rides_on_firing_and_reminders_never_on_resolved(validate_event: Any) -> None:
+    evaluator = Evaluator(host="box")
+    rules = {"connections": rule(repeat="1m")}
+
+    def held(value: float) -> Reading:
+        return replace(reading(value), context=HOLDERS_CONTEXT)
+
+    (fired,) = evaluator.observe(OWNER, [held(185)], rules, T0)
+    assert validate_event(fired.to_dict())["context"] == HOLDERS_CONTEXT
+    assert fired.message == (
+        "PostgreSQL main: connections 185/197 (94%), above critical 180 — " + HOLDERS_LINE
+    )
+    (reminder,) = evaluator.observe(OWNER, [held(185)], rules, T0 + timedelta(minutes=2))
+    assert reminder.reminder
+    assert reminder.context == fired.context
+    evaluator.observe(OWNER, [held(5)], rules, T0 + timedelta(minutes=3))
+    (resolved,) = evaluator.observe(OWNER, [held(5)], rules, T0 + timedelta(minutes=4))
+    assert (resolved.status, resolved.context) == ("resolved", None)
+    assert "context" not in validate_event(resolved.to_dict())
+    assert "leaky" not in resolved.message
+
+
+def test_concerning_counts_the_hysteresis_margin_of_a_firing_alert() -> None:
+    the_rule = rule()  # warning 150, hysteresis 5%: an alert firing at warning holds to 142.5
+    assert concerning(reading(143), the_rule)
+    assert not concerning(reading(142), the_rule)
+    assert not concerning(reading(185), rule(enabled=False))
+    assert not concerning(reading(185), None)

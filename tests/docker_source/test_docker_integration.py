@@ -70,15 +70,23 @@ async def test_memory_filled_container(containers: Containers, watching: Any) ->
         assert used.limit == 32 * 1024 * 1024
 
 
-async def test_restart_loop_fires_from_events(containers: Containers, watching: Any) -> None:
+async def test_restart_loop_fires_from_events(
+    containers: Containers, watching: Any, validate_event: Any
+) -> None:
     # a poll every 10 minutes: only the event stream can tell of the restart in time
     async with watching(include=[containers.prefix + "*"], interval=600.0) as w:
         name = containers.run(
-            "restart", "--restart", "always", command=("sh", "-c", "sleep 1; exit 1")
+            "restart", "--restart", "always", command=("sh", "-c", "sleep 1; exit 3")
         )
         fired = await w.event(matching("ContainerRestartFrequent", "firing", name), within=20)
         assert fired.value >= 1
         assert fired.severity == "warning"
+        context = validate_event(fired.to_dict())["context"]
+        assert context["exit_code"] == 3  # from the `die` event, the moment it happened
+        assert context["oom_killed"] is False
+        assert context["restarts_in_window"] == fired.value
+        assert 1 <= len(context["last_die_times"]) <= 3
+        assert "last exit code 3" in fired.message
 
 
 async def test_oom_killed_container(containers: Containers, watching: Any) -> None:
@@ -90,6 +98,8 @@ async def test_oom_killed_container(containers: Containers, watching: Any) -> No
         )  # fmt: skip
         fired = await w.event(matching("ContainerOOMKilled", "firing", name), within=60)
         assert fired.severity == "critical"
+        assert fired.context is not None
+        assert fired.context["oom_killed"] is True
 
 
 async def test_removed_container_resolves_and_is_forgotten(

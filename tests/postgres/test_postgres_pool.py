@@ -25,7 +25,11 @@ from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading, Severity
 from poolwatch.runtime.scheduler import Runner, owner_of
-from poolwatch.sources.postgres.collector import SATURATED_MESSAGE, PostgresCollector
+from poolwatch.sources.postgres.collector import (
+    NO_HOLDERS,
+    SATURATED_MESSAGE,
+    PostgresCollector,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +169,8 @@ async def test_full_pool_is_saturation_not_down(
             assert set(checks) == {"up", "pool_exhausted"}
             assert checks["up"].value == 1
             assert checks["pool_exhausted"].value == 1
-            assert checks["pool_exhausted"].message == SATURATED_MESSAGE
+            assert checks["pool_exhausted"].message == f"{SATURATED_MESSAGE}; {NO_HOLDERS}"
+            assert checks["pool_exhausted"].context is None  # no session to read holders with
             assert collector.last_poll_partial
             collected: list[Event] = []
             h.runner.deliver = _capture(collected)  # type: ignore[method-assign]

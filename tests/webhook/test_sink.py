@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from tests.factories import make_event
+from tests.factories import HOLDERS_CONTEXT, make_event
 from tests.net import free_port
 from tests.webhook.conftest import SECRET
 from tests.webhook.receiver import Answer, Receiver
 
 from poolwatch.core.model import Event, now_utc
+from poolwatch.sinks.stdout.sink import StdoutSink
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.sink import WebhookSink
 
@@ -218,3 +219,26 @@ async def test_close_during_a_long_backoff_keeps_the_event_for_the_next_start(
     await again.close(2)
     assert check_request(receiver.requests[0])["id"] == kept.id
     assert again.stats().depth == 0
+
+
+async def test_the_body_is_the_event_with_its_context(
+    tmp_path: Path, receiver: Receiver, check_request: Any
+) -> None:
+    sink = WebhookSink(hook(receiver.url, secret=SECRET), tmp_path)
+    await sink.start()
+    sent = make_event(context=HOLDERS_CONTEXT, time=now_utc())
+    await sink.send(sent)
+    await wait_until(lambda: len(receiver.requests) == 1)
+    await sink.close(2)
+    body = check_request(receiver.requests[0])
+    assert body == sent.to_dict()
+    assert body["context"] == HOLDERS_CONTEXT
+
+
+async def test_stdout_writes_the_event_with_its_context_as_is() -> None:
+    sent = make_event(context=HOLDERS_CONTEXT)
+    with capture_logs() as logs:
+        await StdoutSink().send(sent)
+    (line,) = logs
+    assert line["context"] == HOLDERS_CONTEXT
+    assert {k: v for k, v in line.items() if k not in ("event", "log_level")} == sent.to_dict()

@@ -1,9 +1,13 @@
 """One readable sentence per reading or event, e.g.
-`PostgreSQL main: connections 156/197 (79%), above warning 150`."""
+`PostgreSQL main: connections 156/197 (79%), above warning 150`; when the reading carries a
+context, a breach also says who is behind it, in the same line (for a chat or `docker logs`):
+`... above critical 180 — leaky@10.0.3.7 40 (40 idle in transaction, oldest 13m), busy@local 20;
+5 waiting on locks behind pid 4242 (migrate, 6m)`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from poolwatch.core.model import UP_CHECK, Reading, Severity
 
@@ -57,6 +61,76 @@ def measurement(reading: Reading) -> str:
     return text
 
 
+MESSAGE_HOLDERS = 2
+"""Holders a message names (the context has more): one line must stay readable in a chat."""
+
+
+def age(seconds: float) -> str:
+    """A duration as a person says it: `45s`, `13m`, `2h05m`."""
+    whole = int(max(0.0, seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _holder(holder: Mapping[str, Any]) -> str:
+    who = holder.get("application") or holder.get("name") or holder.get("user") or "(unnamed)"
+    where = holder.get("client") or holder.get("address")
+    text = f"{who}@{where} {holder.get('count', 0)}" if where else f"{who} {holder.get('count', 0)}"
+    notes: list[str] = []
+    states = holder.get("states") or {}
+    idle_in_transaction = sum(n for s, n in states.items() if s.startswith("idle in transaction"))
+    if idle_in_transaction:
+        note = f"{idle_in_transaction} idle in transaction"
+        oldest = holder.get("oldest_idle_in_transaction_seconds")
+        notes.append(note + (f", oldest {age(oldest)}" if oldest is not None else ""))
+    if holder.get("blocked"):
+        notes.append(f"{holder['blocked']} blocked")
+    if holder.get("idle_over_60s"):
+        notes.append(f"{holder['idle_over_60s']} idle over 60s")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _blocker(blocker: Mapping[str, Any]) -> str:
+    parts = [str(p) for p in (blocker.get("application") or blocker.get("user"),) if p]
+    if blocker.get("state_seconds") is not None:
+        parts.append(age(blocker["state_seconds"]))
+    return f"pid {blocker.get('pid')}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def describe_context(context: Mapping[str, Any] | None) -> str | None:
+    """Who is behind a value, in one line: the top holders, the lock waiters and whom they wait
+    behind, a container's last exit. None when the context says nothing a person needs."""
+    if not context:
+        return None
+    clauses: list[str] = []
+    holders: Sequence[Mapping[str, Any]] = context.get("holders") or ()
+    if holders:
+        text = ", ".join(_holder(h) for h in holders[:MESSAGE_HOLDERS])
+        more = len(holders[MESSAGE_HOLDERS:]) + int(context.get("other_groups") or 0)
+        if more:
+            text += f", ({more} more)"
+        clauses.append(text)
+    if context.get("waiting_on_locks"):
+        text = f"{context['waiting_on_locks']} waiting on locks"
+        blockers = context.get("blockers") or ()
+        if blockers:
+            text += " behind " + ", ".join(_blocker(b) for b in blockers)
+        clauses.append(text)
+    container: list[str] = []
+    if context.get("exit_code") is not None:
+        container.append(f"last exit code {context['exit_code']}")
+    if context.get("oom_killed"):
+        container.append("OOM-killed")
+    if context.get("health_output"):
+        container.append(f"health check said: {' '.join(str(context['health_output']).split())}")
+    if container:
+        clauses.append(", ".join(container))
+    return "; ".join(clauses) or None
+
+
 def describe_reading(
     reading: Reading, severity: Severity, threshold: float | None, rule: Rule | None
 ) -> str:
@@ -64,6 +138,9 @@ def describe_reading(
     if severity != Severity.OK and threshold is not None and rule is not None:
         side = "above" if rule.direction == "above" else "below"
         text += f", {side} {severity.label} {number(threshold, reading.unit)}"
+        said = describe_context(reading.context)
+        if said:
+            text += f" — {said}"
     return text
 
 

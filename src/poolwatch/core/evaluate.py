@@ -59,6 +59,15 @@ def rule_for(rules: Mapping[str, Rule], reading: Reading) -> Rule | None:
     return rules.get(f"{reading.check}@{reading.instance}") or rules.get(reading.check)
 
 
+def concerning(reading: Reading, rule: Rule | None) -> bool:
+    """Whether `rule` puts `reading` at or above warning, counting the hysteresis margin an alert
+    already firing would get: a source reads the (costly) context of a value only then, and a
+    reminder inside the margin still gets it."""
+    if rule is None or not rule.enabled:
+        return False
+    return judge(reading, rule, held=Severity.CRITICAL).severity != Severity.OK
+
+
 def threshold_for(reading: Reading, rule: Rule, level: Severity) -> float | None:
     chosen = rule.critical if level == Severity.CRITICAL else rule.warning
     return None if chosen is None else chosen.resolve(reading.limit)
@@ -199,6 +208,8 @@ class Evaluator:
     ) -> Event:
         threshold = threshold_for(reading, state.rule, level)
         critical = level == Severity.CRITICAL
+        # the context says who holds what is firing: a resolved event has nothing to blame
+        context = reading.context if status == "firing" else None
         return Event(
             status="firing" if status == "firing" else "resolved",
             alert=state.rule.name_for(critical),
@@ -217,6 +228,7 @@ class Evaluator:
             ),
             host=self.host,
             time=now,
+            context=context,
         )
 
 
@@ -224,6 +236,7 @@ __all__ = [
     "AlertState",
     "Evaluator",
     "Judgement",
+    "concerning",
     "describe_reading",
     "judge",
     "rule_for",

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from poolwatch.core.context import Context, freeze, thaw
+
 EVENT_SCHEMA = "poolwatch.event/v1"
 
 SourceKind = Literal["postgres", "redis", "host", "docker", "pgbouncer"]
@@ -44,7 +46,9 @@ class Reading:
     `limit` is the ceiling the value is measured against when the system has one (the server's
     usable `max_connections`, Redis `maxclients`, 100 for a percentage); a threshold written as a
     percentage is a percentage of it. `message` is an optional sentence from the source (the reason
-    a collection failed, say); it must never hold a secret.
+    a collection failed, say); it must never hold a secret. `context` says who or what is behind
+    the value (the holders of a pool); it is never part of the alert key, and equal readings
+    stay equal whatever their context.
     """
 
     source: str
@@ -55,10 +59,13 @@ class Reading:
     limit: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     message: str | None = None
+    context: Context | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
         object.__setattr__(self, "value", float(self.value))
+        if self.context is not None:
+            object.__setattr__(self, "context", freeze(self.context))
         if self.limit is not None:
             object.__setattr__(self, "limit", float(self.limit))
 
@@ -111,12 +118,17 @@ class Event:
     time: datetime = field(default_factory=now_utc)
     reminder: bool = False
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    context: Context | None = None
+    """Who holds the pool, what blocks it: only on firing events and reminders, when the source
+    read it in the same poll (an additive field: absent from the JSON when None)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
+        if self.context is not None:
+            object.__setattr__(self, "context", freeze(self.context))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema": EVENT_SCHEMA,
             "id": self.id,
             "time": rfc3339(self.time),
@@ -136,3 +148,6 @@ class Event:
             "message": self.message,
             "reminder": self.reminder,
         }
+        if self.context is not None:
+            data["context"] = thaw(self.context)
+        return data

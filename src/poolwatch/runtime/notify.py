@@ -33,6 +33,7 @@ def firing_events(results: Sequence[Result], host: str, now: datetime | None = N
             message=result.message,
             host=host,
             time=moment,
+            context=result.reading.context,
         )
         for result in results
         if result.severity != Severity.OK

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from poolwatch.core.describe import describe_reading, number
+from poolwatch.core.context import thaw
+from poolwatch.core.describe import age, describe_reading, number
 from poolwatch.core.evaluate import judge, rule_for, threshold_for
 from poolwatch.core.model import Reading, Severity
 from poolwatch.runtime.scheduler import Runner
@@ -48,7 +49,14 @@ class Result:
         }
         if self.alert:
             data["alert"] = self.alert
+        if self.context is not None:
+            data["context"] = thaw(self.context)
         return data
+
+    @property
+    def context(self) -> Mapping[str, Any] | None:
+        """Who is behind a breach (the event's `context`), shown only when not OK."""
+        return self.reading.context if self.severity != Severity.OK else None
 
 
 def results_for(collector: Collector, readings: Sequence[Reading]) -> list[Result]:
@@ -132,4 +140,48 @@ def write_table(results: Sequence[Result], out: TextIO, *, colour: bool) -> None
             severity = results[index - 1].severity
             cells[0] = f"{_COLOURS[severity]}{cells[0]}\033[0m"
         out.write("  ".join([*cells, row[5]]).rstrip() + "\n")
+        if index:
+            for line in context_lines(results[index - 1].context):
+                out.write(f"    {line}\n")
     out.write(f"\nworst: {worst(results).label.upper()}\n")
+
+
+def context_lines(context: Mapping[str, Any] | None) -> list[str]:
+    """The holders and blockers under a breaching row of the table, one per line."""
+    if not context:
+        return []
+    lines: list[str] = []
+    for holder in context.get("holders") or ():
+        who = holder.get("application") or holder.get("name") or "(unnamed)"
+        where = holder.get("client") or holder.get("address") or ""
+        user = f" user {holder['user']}" if holder.get("user") else ""
+        parts = [f"{n} {state}" for state, n in (holder.get("states") or {}).items()]
+        if holder.get("oldest_transaction_seconds") is not None:
+            parts.append(f"oldest transaction {age(holder['oldest_transaction_seconds'])}")
+        for key in ("blocked", "idle_over_60s"):
+            if holder.get(key) is not None:
+                parts.append(f"{holder[key]} {key.replace('_', ' ')}")
+        if holder.get("max_idle_seconds") is not None:
+            parts.append(f"longest idle {age(holder['max_idle_seconds'])}")
+        detail = f" ({', '.join(parts)})" if parts else ""
+        lines.append(f"holder {who} @ {where}{user}: {holder.get('count')}{detail}")
+    if context.get("other_groups"):
+        lines.append(f"... and {context['other_groups']} more groups")
+    if context.get("waiting_on_locks"):
+        lines.append(f"{context['waiting_on_locks']} waiting on locks")
+    for blocker in context.get("blockers") or ():
+        seconds = blocker.get("state_seconds")
+        state = f"{blocker.get('state')} {age(seconds)}" if seconds is not None else ""
+        lines.append(
+            f"blocker pid {blocker['pid']} {blocker.get('application') or ''}"
+            f" user {blocker.get('user')} @ {blocker.get('client')} ({state})"
+            f" blocks {blocker['blocking']}"
+        )
+    for key in ("exit_code", "oom_killed", "restarts_in_window", "last_die_times"):
+        if context.get(key) is not None:
+            value = context[key]
+            shown = ", ".join(value) if isinstance(value, list | tuple) else value
+            lines.append(f"{key.replace('_', ' ')}: {shown}")
+    if context.get("health_output"):
+        lines.append(f"health check: {' '.join(str(context['health_output']).split())}")
+    return lines

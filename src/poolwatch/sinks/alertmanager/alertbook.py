@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from poolwatch.core.describe import describe_context
 from poolwatch.core.model import AlertKey, Event, rfc3339
 
 RESERVED = ("alertname", "severity", "instance", "source", "check", "team")
@@ -83,7 +84,7 @@ def to_alert(event: Event, teams: Mapping[str, str], url_template: str | None = 
     """The API v2 alert for one event; a resolved one carries `endsAt` (the event's time).
 
     A firing alert gets its `endsAt` only when it is sent (`stamp`): a payload that waited in a
-    queue must not arrive already expired.
+    queue must not arrive already expired. An event's `context` becomes the `holders` annotation.
     """
     alert: Alert = {
         "labels": labels_of(event, teams),
@@ -93,6 +94,11 @@ def to_alert(event: Event, teams: Mapping[str, str], url_template: str | None = 
         },
         "startsAt": rfc3339(event.since),
     }
+    # who holds the pool, as one line: an annotation, never a label (labels are the alert's
+    # identity and stay low-cardinality)
+    holders = describe_context(event.context)
+    if holders:
+        alert["annotations"]["holders"] = holders
     url = generator_url(url_template, event)
     if url:
         alert["generatorURL"] = url

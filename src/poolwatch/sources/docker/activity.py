@@ -1,4 +1,5 @@
-"""Restarts and OOM kills per container within a sliding window. Pure: time is passed in.
+"""Restarts and OOM kills per container within a sliding window, and the last exits. Pure: time
+is passed in.
 
 Two witnesses feed it. The event stream says `die` then `start` for a restart under a restart
 policy (there is no `restart` event for those) and `oom` for an OOM kill, the moment they happen.
@@ -14,6 +15,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+LAST_DEATHS = 3
+
 
 @dataclass(slots=True)
 class _Track:
@@ -24,6 +27,10 @@ class _Track:
     restarts_since_inspect: int = 0
     ooms_since_inspect: int = 0
     oom_finished_at: str | None = None
+    deaths: deque[float] = field(default_factory=lambda: deque(maxlen=LAST_DEATHS))
+    """Wall-clock times of the last `die` events (an event's context shows them)."""
+    exit_code: int | None = None
+    """The exit code the last `die` event gave."""
 
 
 @dataclass
@@ -39,8 +46,21 @@ class ActivityLog:
             self._tracks[container_id] = track
         return track
 
-    def died(self, container_id: str) -> None:
-        self._track(container_id).died = True
+    def died(
+        self, container_id: str, at: float | None = None, exit_code: int | None = None
+    ) -> None:
+        """A `die`, at wall-clock time `at`, with the exit code the event gave."""
+        track = self._track(container_id)
+        track.died = True
+        if at is not None:
+            track.deaths.append(at)
+        if exit_code is not None:
+            track.exit_code = exit_code
+
+    def last_deaths(self, container_id: str) -> tuple[list[float], int | None]:
+        """The wall-clock times of the last LAST_DEATHS `die` events, and the last exit code."""
+        track = self._tracks.get(container_id)
+        return ([], None) if track is None else (list(track.deaths), track.exit_code)
 
     def started(self, container_id: str, now: float) -> bool:
         """A `start`; True when it is a restart (the container had died before)."""

@@ -19,14 +19,14 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import docker.errors
 
 from poolwatch.config.fields import format_duration
 from poolwatch.config.rules import Rule, Rules
-from poolwatch.core.model import UP_CHECK, Reading
+from poolwatch.core.model import UP_CHECK, Reading, rfc3339
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish, SourceError
@@ -64,6 +64,20 @@ class _Inspected:
     state: str
     host_config: Mapping[str, Any]
     cgroup_parent: str
+    exit_code: int | None = None
+    oom_killed: bool = False
+    health_output: str | None = None
+    """The first HEALTH_OUTPUT_CHARS of the health check's last output."""
+
+
+HEALTH_OUTPUT_CHARS = 200
+
+
+def _health_output(state: Mapping[str, Any]) -> str | None:
+    log = (state.get("Health") or {}).get("Log") or []
+    if not log:
+        return None
+    return str(log[-1].get("Output") or "").strip()[:HEALTH_OUTPUT_CHARS] or None
 
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
@@ -263,10 +277,17 @@ class DockerCollector:
                 _age(str(state.get("FinishedAt") or ""), self.wall()),
                 self.clock(),
             )
+            # a running container's ExitCode is 0 (reset at start): only a stopped one's says
+            # how it ended
+            running = str(state.get("Status") or container.state) == "running"
+            exit_code = None if running else state.get("ExitCode")
             self._inspected[container.id] = _Inspected(
                 state=str(state.get("Status") or container.state),
                 host_config=host_config,
                 cgroup_parent=str(host_config.get("CgroupParent") or ""),
+                exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+                oom_killed=bool(state.get("OOMKilled")),
+                health_output=_health_output(state),
             )
             self._dirty.discard(container.id)
 
@@ -329,14 +350,36 @@ class DockerCollector:
 
     def _restarts(self, container: Container, now: float) -> Reading:
         count = self.activity.restarts(container.id, now)
-        return _reading(container, "restarts", count, "restarts", self._window)
+        context = self._exits(container, count)
+        return _reading(container, "restarts", count, "restarts", self._window, context=context)
 
     def _ooms(self, container: Container, now: float) -> Reading:
         count = self.activity.ooms(container.id, now)
-        return _reading(container, "oom_killed", count, "kills", self._window)
+        context = self._exits(container, self.activity.restarts(container.id, now))
+        return _reading(container, "oom_killed", count, "kills", self._window, context=context)
+
+    def _exits(self, container: Container, restarts: int) -> dict[str, Any]:
+        """What a restart or OOM alert's context says: how the container last ended (the
+        latest `die` event's exit code, else inspect's), the restarts in the window and when
+        it last died."""
+        deaths, exit_code = self.activity.last_deaths(container.id)
+        inspected = self._inspected.get(container.id)
+        if exit_code is None and inspected is not None:
+            exit_code = inspected.exit_code
+        oom = self.activity.ooms(container.id, self.clock()) > 0
+        return {
+            "exit_code": exit_code,
+            "oom_killed": oom or bool(inspected and inspected.oom_killed),
+            "restarts_in_window": restarts,
+            "last_die_times": [rfc3339(datetime.fromtimestamp(t, UTC)) for t in deaths],
+        }
 
     def _health(self, container: Container, status: str) -> Reading:
-        return _reading(container, "healthy", 0 if status == "unhealthy" else 1, "bool", status)
+        value = 0 if status == "unhealthy" else 1
+        inspected = self._inspected.get(container.id)
+        output = inspected.health_output if inspected is not None and value == 0 else None
+        context = {"health_output": output} if output else None
+        return _reading(container, "healthy", value, "bool", status, context=context)
 
     def _refresh_rules(self, containers: Iterable[Container]) -> None:
         rules: dict[str, Rule] = dict(self.base_rules)
@@ -412,7 +455,9 @@ class DockerCollector:
         self._dirty.add(container_id)
         self._evented.add(container_id)
         if action == "die":
-            self.activity.died(container_id)
+            code = str((actor.get("Attributes") or {}).get("exitCode") or "")
+            exit_code = int(code) if code.lstrip("-").isdigit() else None
+            self.activity.died(container_id, self.wall(), exit_code)
         elif action == "start":
             self._samples.pop(container_id, None)  # a new process: counters start over
             if self.activity.started(container_id, now):
@@ -457,9 +502,18 @@ def _reading(
     message: str | None = None,
     *,
     limit: float | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Reading:
     return Reading(
-        SOURCE, container.name, check, value, unit, limit, container.reading_labels(), message
+        SOURCE,
+        container.name,
+        check,
+        value,
+        unit,
+        limit,
+        container.reading_labels(),
+        message,
+        context,
     )
 
 

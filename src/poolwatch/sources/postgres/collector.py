@@ -32,19 +32,21 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 
 from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
+from poolwatch.core.evaluate import concerning, rule_for
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.postgres import queries
 from poolwatch.sources.postgres.dsn import DsnError, libpq_uri
+from poolwatch.sources.postgres.holders import holders_context
 from poolwatch.sources.postgres.queries import Detail
 from poolwatch.sources.postgres.settings import PostgresTarget
 
@@ -52,6 +54,7 @@ SOURCE = "postgres"
 APPLICATION_NAME = "poolwatch"
 TOO_MANY_CONNECTIONS = "53300"
 SATURATED_MESSAGE = "server refused a new connection: too many clients (SQLSTATE 53300)"
+NO_HOLDERS = "holders unknown: poolwatch lost its session and cannot open one to ask"
 BLOCKED_CHECK = "monitoring_query_blocked"
 EXHAUSTED_CHECK = "pool_exhausted"
 
@@ -66,8 +69,11 @@ STATES = {
     "": "unknown",  # a row whose state the monitor role may not see (no pg_monitor)
 }
 MAX_LABEL_VALUES = 20
-"""Per-database and per-user readings: the busiest ones, the rest summed under `OTHER`."""
+"""Per-database, -user, -application and -client readings: the busiest ones, the rest summed
+under `OTHER`."""
 OTHER = "(other)"
+UNNAMED = "(none)"
+"""The `application` label of sessions that set no application_name."""
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -139,6 +145,8 @@ class _Poll:
     out_of_time: bool = False
     deadlocks: Counters | None = None
     """The new deadlock baseline, kept only if the poll as a whole succeeds."""
+    users: dict[int, str] = field(default_factory=dict)
+    """Role names by oid, from the NAMES read (empty when it failed)."""
 
 
 class PostgresCollector:
@@ -158,6 +166,7 @@ class PostgresCollector:
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self.limit_override = target.max_connections
+        self.include_query_text = target.include_query_text
         self.last_poll_partial = False
         self._dsn: str | None = None
         self._dsn_error: str | None = None
@@ -208,6 +217,7 @@ class PostgresCollector:
         """New rules, interval and timeout; a changed timeout re-sizes the connect, query,
         statement and lock timeouts, the last two on the live session at the next poll."""
         self.rules, self.interval = target.rules, target.interval
+        self.include_query_text = target.include_query_text
         if target.timeout != self.timeout:
             self.timeout, self._step = target.timeout, target.timeout * 0.3
             self._statement_timeout = self._step * 0.8
@@ -263,6 +273,7 @@ class PostgresCollector:
         )
         if names is not None:
             self._by_name(names, databases, users, poll)
+        await self._holders(conn, poll, deadline)
         row = await self._detail(conn, queries.DEADLOCKS, poll, deadline)
         if row is not None:
             self._deadlock_reading(row, core["started"], poll)
@@ -315,6 +326,30 @@ class PostgresCollector:
                 poll.blocked.append(detail.name)
             poll.unread.append(f"{detail.name}: {_reason(exc)}")
             return None
+
+    async def _holders(self, conn: Any, poll: _Poll, deadline: float) -> None:
+        """Attach who holds the pool to `connections`, only while its rule is at or above warning
+        (one extra statement, O(sessions)). A failure costs the context, never the count: the
+        reading then says why in its message, and the poll is not partial."""
+        index = next(i for i, r in enumerate(poll.readings) if r.check == "connections")
+        reading = poll.readings[index]
+        if not concerning(reading, rule_for(self.rules, reading)):
+            return
+        if asyncio.get_running_loop().time() + self._statement_timeout > deadline:
+            why = "no time left in this poll"
+        else:
+            try:
+                row = await self._query(conn, queries.HOLDERS.sql, self.include_query_text)
+            except _LostError:
+                raise
+            except Exception as exc:
+                why = _reason(exc)
+            else:
+                context = holders_context(row, poll.users, with_query=self.include_query_text)
+                poll.readings[index] = replace(reading, context=context)
+                return
+        self._log.warning("postgres_holders_unread", reason=why)
+        poll.readings[index] = replace(reading, message=f"holders not read: {why}")
 
     async def _blockers(self, conn: Any, deadline: float) -> str:
         """Who holds the lock a catalog read gave up on, read without a catalog."""
@@ -412,10 +447,12 @@ class PostgresCollector:
         """The server refused poolwatch's (re)connect for "too many clients": it is up, and
         full. No count is reported: the server gave none in this poll, and an old limit would
         be invented (after a restart with another `max_connections` it was wrong). The refusal
-        is its own reading; `connections` is absent, not resolved, until read again."""
+        is its own reading, which says why it names no holders; `connections` is absent, not
+        resolved, until read again."""
+        full = f"{SATURATED_MESSAGE}; {NO_HOLDERS}"
         return [
             self._reading(UP_CHECK, 1, "bool", message=SATURATED_MESSAGE),
-            self._reading(EXHAUSTED_CHECK, 1, "bool", message=SATURATED_MESSAGE),
+            self._reading(EXHAUSTED_CHECK, 1, "bool", message=full),
         ]
 
     @property
@@ -444,6 +481,13 @@ class PostgresCollector:
             ("idle_in_transaction_seconds", "idle_in_transaction"),
         ):
             out.append(self._reading(check, max(0.0, row[column]), "seconds"))
+        for check, column, label in (
+            ("connections_by_application", "by_application", "application"),
+            ("connections_by_client", "by_client", "client"),
+        ):
+            counts = {name or UNNAMED: n for name, n in json.loads(row[column]).items()}
+            for name, count in _bounded(counts).items():
+                out.append(self._reading(check, count, "connections", limit, {label: name}))
         databases = {int(oid): n for oid, n in json.loads(row["by_database"]).items()}
         users = {int(oid): n for oid, n in json.loads(row["by_user"]).items()}
         return databases, users
@@ -457,6 +501,8 @@ class PostgresCollector:
             ("user", users, "users", "connections_by_user"),
         ):
             names = json.loads(row[column])
+            if label == "user":
+                poll.users = {int(oid): name for oid, name in names.items()}
             named: Counter[str] = Counter()
             for oid, count in counts.items():
                 named[names.get(str(oid), "")] += count  # "": dropped since the count

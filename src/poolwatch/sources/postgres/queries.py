@@ -24,7 +24,11 @@ WITH clients AS (
     -- Without pg_monitor, other roles' rows read NULL backend_type and state; they still show
     -- datid and usesysid, which background processes lack (both are set only for sessions)
     SELECT pid, coalesce(state, '') AS state, wait_event_type, datid, usesysid,
-           query_start, xact_start, state_change
+           query_start, xact_start, state_change,
+           coalesce(application_name, '') AS application,
+           -- a unix socket reports port -1; a row the role may not see has no address at all
+           CASE WHEN client_port = -1 THEN 'local' WHEN client_addr IS NULL THEN 'unknown'
+                ELSE host(client_addr) END AS client
     FROM pg_stat_get_activity(NULL)
     WHERE backend_type = 'client backend'
        OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL)
@@ -44,6 +48,11 @@ SELECT
        FROM (SELECT datid, count(*) AS n FROM clients GROUP BY datid) d) AS by_database,
     (SELECT coalesce(json_object_agg(coalesce(usesysid, 0), n), '{}')
        FROM (SELECT usesysid, count(*) AS n FROM clients GROUP BY usesysid) u) AS by_user,
+    (SELECT coalesce(json_object_agg(application, n), '{}')
+       FROM (SELECT application, count(*) AS n FROM clients GROUP BY application) a)
+       AS by_application,
+    (SELECT coalesce(json_object_agg(client, n), '{}')
+       FROM (SELECT client, count(*) AS n FROM clients GROUP BY client) c) AS by_client,
     (SELECT coalesce(extract(epoch FROM max(now() - query_start)), 0)::float8
        FROM others WHERE state = 'active') AS longest_query,
     (SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8
@@ -94,6 +103,46 @@ FROM (SELECT datname, pg_database_size(oid) AS size FROM pg_database
 )
 """A size reads NULL when the database's files are gone but its row is still visible: a DROP
 DATABASE in progress. A DROP that commits during the statement fails it with SQLSTATE 3D000."""
+
+HOLDERS = Detail(
+    "connection holders",
+    """
+WITH clients AS (
+    SELECT pid, coalesce(application_name, '') AS application, usesysid,
+           CASE WHEN client_port = -1 THEN 'local' WHEN client_addr IS NULL THEN 'unknown'
+                ELSE host(client_addr) END AS client,
+           coalesce(state, '') AS state, state_change, xact_start, wait_event_type,
+           CASE WHEN $1::bool THEN left(query, 200) END AS query
+    FROM pg_stat_get_activity(NULL)
+    WHERE (backend_type = 'client backend'
+           OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL))
+      AND pid <> pg_backend_pid()
+), waits AS (
+    SELECT pid, pg_blocking_pids(pid) AS blockers FROM clients WHERE wait_event_type = 'Lock'
+)
+SELECT
+    (SELECT coalesce(json_agg(json_build_object(
+         'application', application, 'usesysid', usesysid, 'client', client, 'state', state,
+         'count', n, 'idle_in_transaction', idle_xact, 'transaction', xact, 'query', query)),
+         '[]')
+       FROM (SELECT application, usesysid, client, state, count(*) AS n,
+                    extract(epoch FROM max(now() - state_change)
+                        FILTER (WHERE state LIKE 'idle in transaction%'))::float8 AS idle_xact,
+                    extract(epoch FROM max(now() - xact_start))::float8 AS xact,
+                    (array_agg(query ORDER BY xact_start NULLS LAST))[1] AS query
+             FROM clients GROUP BY application, usesysid, client, state) g) AS groups,
+    (SELECT coalesce(json_agg(json_build_array(pid, blockers)), '[]') FROM waits) AS waits,
+    (SELECT coalesce(json_agg(json_build_object(
+         'pid', pid, 'application', application, 'usesysid', usesysid, 'client', client,
+         'state', state, 'state_seconds', extract(epoch FROM now() - state_change)::float8,
+         'query', query)), '[]')
+       FROM clients WHERE pid IN (SELECT unnest(blockers) FROM waits)) AS sessions
+""",
+)
+"""Who holds the pool, read only while `connections` is at or above warning: the sessions grouped
+by (application, role, client address, state), every lock waiter with `pg_blocking_pids`, and the
+sessions those name. Functions only, like CORE, so no DDL can hold it up; role oids are named from
+the NAMES read of the same poll. Query text only when `$1` (`include_query_text`) is true."""
 
 FIRST_NORMAL_OID = 16384
 """Relations below this oid are the system catalogs, their indexes and the system views."""

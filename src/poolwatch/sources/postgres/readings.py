@@ -10,6 +10,8 @@ CHECKS = (
     "connections_waiting_on_locks",
     "connections_by_database",
     "connections_by_user",
+    "connections_by_application",
+    "connections_by_client",
     "longest_query_seconds",
     "oldest_transaction_seconds",
     "idle_in_transaction_seconds",

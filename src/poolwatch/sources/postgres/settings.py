@@ -66,12 +66,13 @@ class PostgresTarget(Judged):
     dsn: PostgresDsn = ""
     password: Secret | None = None
     max_connections: int | None = Field(None, ge=1)
+    include_query_text: bool = False
 
 
 class PostgresSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "postgres"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
-    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_connections",)
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_connections", "include_query_text")
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("POSTGRES_CONN_WARNING", ("rules", "connections", "warning")),
         EnvVar("POSTGRES_CONN_CRITICAL", ("rules", "connections", "critical")),
@@ -80,6 +81,9 @@ class PostgresSettings(TargetedSettings):
     )
 
     max_connections: int | None = Field(None, ge=1)
+    include_query_text: bool = False
+    """Holders and blockers in an event's context carry their query's first 200 characters,
+    literals replaced: off by default, since a query's values may hold personal data."""
     targets: list[PostgresTarget] = []
 
     def collector(self) -> Callable[[Any], Collector]:

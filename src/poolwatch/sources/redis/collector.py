@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol, cast
 
 from redis.asyncio.connection import Connection, parse_url
@@ -25,10 +26,12 @@ from redis.exceptions import RedisError, ResponseError
 from poolwatch.config.rules import Rules
 from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
+from poolwatch.core.evaluate import concerning, rule_for
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
+from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
     EXHAUSTED_CHECK,
     READINGS,
@@ -40,6 +43,7 @@ from poolwatch.sources.redis.info import (
 from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
+CLIENTS_CHECK = "connected_clients"
 CLIENT_NAME = "poolwatch"
 SATURATION_ERROR = "max number of clients reached"
 RECONNECT_INITIAL, RECONNECT_MAX = 1.0, 30.0
@@ -146,6 +150,8 @@ class RedisCollector:
         self._retimed = False
         self._config_get = True
         self._config_get_hangs = False
+        self._client_list = True
+        """False once the ACL refused CLIENT LIST (logged once): no holders from then on."""
         self._before: Sample | None = None
         self._maxclients: float | None = None
         self._failures = 0
@@ -179,7 +185,7 @@ class RedisCollector:
             if measured is not None:
                 readings.append(self._reading(spec.check, *measured))
         self._before = now
-        return readings
+        return [await self._with_holders(r) if r.check == CLIENTS_CHECK else r for r in readings]
 
     async def close(self) -> None:
         await self._drop()
@@ -212,6 +218,29 @@ class RedisCollector:
                 self._reading("rejected_connections", 1, None, "at least poolwatch's own reconnect")
             )
         return readings
+
+    async def _with_holders(self, reading: Reading) -> Reading:
+        """`connected_clients` with who holds the slots, read only while its rule is at or above
+        warning (CLIENT LIST is O(clients)). No answer costs the context, never the count."""
+        if not self._client_list or not concerning(reading, rule_for(self.rules, reading)):
+            return reading
+        try:
+            listing = await self._command("CLIENT", "LIST")
+        except _RefusedError as exc:
+            self._client_list = False
+            self._log.warning(
+                "redis_client_list_unavailable",
+                instance=self.instance,
+                reason=str(exc),
+                effect="no holders in connected_clients alerts; grant +client|list",
+            )
+            return reading
+        except (RedisConnectionError, SourceError, TimeoutError) as exc:
+            # INFO answered, so the server is up: the next poll reconnects if it must
+            self._failures, self._retry_at = 0, 0.0
+            self._log.warning("redis_client_list_failed", instance=self.instance, reason=str(exc))
+            return reading
+        return replace(reading, context=clients_context(str(listing)))
 
     # --- talking to the server ---
 

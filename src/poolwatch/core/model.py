@@ -111,12 +111,15 @@ class Event:
     time: datetime = field(default_factory=now_utc)
     reminder: bool = False
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    muted_by: str | None = None
+    """The silence or maintenance window that kept this event from the notifying sinks; set only
+    on the copy stdout writes (the audit trail), never sent to a receiver."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "schema": EVENT_SCHEMA,
             "id": self.id,
             "time": rfc3339(self.time),
@@ -136,3 +139,6 @@ class Event:
             "message": self.message,
             "reminder": self.reminder,
         }
+        if self.muted_by is not None:
+            data = {**data, "muted": True, "muted_by": self.muted_by}
+        return data

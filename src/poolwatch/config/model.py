@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import PrivateAttr, field_validator
 
 from poolwatch.config.fields import Duration, Frozen, ListenAddress, unique_names
-from poolwatch.config.maintenance import MaintenanceWindow, SilenceSettings
+from poolwatch.silences.settings import MaintenanceWindow, SilenceSettings
 from poolwatch.config.plugin import EnvVar, SourceSettings
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.webhook.settings import WebhookSettings
@@ -51,7 +51,7 @@ class Config(Frozen):
     alertmanager: AlertmanagerSettings
     # --- muting ------------------------------------------------------------------------------
     maintenance: list[MaintenanceWindow] = []
-    silences: SilenceSettings = SilenceSettings()
+    silences: SilenceSettings
 
     _notes: tuple[str, ...] = PrivateAttr(default=())
     _origin: str = PrivateAttr(default="built-in defaults")

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import PrivateAttr, field_validator
 
 from poolwatch.config.fields import Duration, Frozen, ListenAddress, unique_names
-from poolwatch.silences.settings import MaintenanceWindow, SilenceSettings
 from poolwatch.config.plugin import EnvVar, SourceSettings
+from poolwatch.silences.settings import MaintenanceWindow, SilenceSettings
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sources.docker.settings import DockerSettings

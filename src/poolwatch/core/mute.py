@@ -2,12 +2,12 @@
 
 Evaluation goes on unchanged; this step only decides, per event, whether the notifying sinks
 (webhooks, Alertmanager) get it. stdout gets every event, a muted one marked with the id of what
-muted it. Per alert key (source, instance, check, labels) it holds the latest firing event a
-mute kept back, and whether the receivers were given its firing. When no mute covers it any more and it still fires, it is delivered then (a
-fresh event: new id and time, same `since`), so nothing is lost; a resolve inside the mute drops
-it, so an alert that fired and resolved entirely inside a mute sends nothing. Every firing is
-either delivered or held, so a resolve is delivered exactly when its firing was: also inside a
-mute, so that no receiver is left with an alert that never ends.
+muted it. Per alert key (source, instance, check, labels) it holds the latest firing event a mute
+kept back, and whether the receivers were given its firing. When no mute covers a held alert
+any more and it still fires, it is delivered then (a fresh event: new id and time, same
+`since`), so nothing is lost; a resolve inside the mute drops it, so an alert that fired and
+resolved entirely inside a mute sends nothing. A resolve is delivered exactly when its firing
+was: also inside a mute, so that no receiver is left with an alert that never ends.
 
 Pure: no I/O; every call takes `now`.
 """

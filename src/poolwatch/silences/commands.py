@@ -37,7 +37,9 @@ def expiry(now: datetime, for_: str | None, until: str | None, max_duration: flo
         try:
             ends = datetime.fromisoformat(until.replace("Z", "+00:00"))
         except ValueError:
-            raise UsageError(f"--until {until!r}: expected a time like 2026-05-01T06:00+02:00") from None
+            raise UsageError(
+                f"--until {until!r}: expected a time like 2026-05-01T06:00+02:00"
+            ) from None
         if ends.tzinfo is None:
             raise UsageError(f"--until {until!r}: give the offset (+02:00, Z): whose clock is it?")
     if ends <= now:
@@ -98,9 +100,7 @@ def to_dict(silence: Silence, now: datetime) -> dict[str, object]:
     }
 
 
-def show(
-    store: SilenceStore, now: datetime, *, everything: bool, output: str, out: TextIO
-) -> None:
+def show(store: SilenceStore, now: datetime, *, everything: bool, output: str, out: TextIO) -> None:
     """Active (and pending) silences; `everything`: ended and expired ones too."""
     rows = [s for s in store.all() if everything or s.state(now) in ("active", "pending")]
     if output == "json":

@@ -146,7 +146,9 @@ class SilenceStore:
             ).fetchall()
             if len(rows) != 1 or not ident:
                 why = "no silence has" if not rows else "more than one silence has"
-                raise SilenceError(f"silence {ident!r}: {why} that id (see `poolwatch silence list`)")
+                raise SilenceError(
+                    f"silence {ident!r}: {why} that id (see `poolwatch silence list`)"
+                )
             (full,) = rows[0]
             current = self._one(db, full)
             if current.state(now) in ("expired", "ended"):
@@ -158,18 +160,22 @@ class SilenceStore:
         with self._db(write=False) as db:
             return list(self._rows(db.execute("SELECT * FROM silences ORDER BY created, id")))
 
-    def claim(self, keys: Iterable[str], now: datetime) -> set[str]:
-        """Record these audit notices as sent; returns those not recorded before."""
-        fresh: set[str] = set()
+    def announced(self, keys: Iterable[str]) -> set[str]:
+        """Which of these audit notices were recorded as sent."""
+        with self._db(write=False) as db:
+            return {
+                key
+                for key in keys
+                if db.execute("SELECT 1 FROM announced WHERE key = ?", (key,)).fetchone()
+            }
+
+    def claim(self, keys: Iterable[str], now: datetime) -> None:
+        """Record these audit notices as sent."""
         with self._db(write=True) as db:
-            for key in keys:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO announced (key, at) VALUES (?, ?)",
-                    (key, now.timestamp()),
-                )
-                if cursor.rowcount:
-                    fresh.add(key)
-        return fresh
+            db.executemany(
+                "INSERT OR IGNORE INTO announced (key, at) VALUES (?, ?)",
+                [(key, now.timestamp()) for key in keys],
+            )
 
     def prune(self, before: datetime) -> int:
         """Forget silences that stopped muting before `before`, and old audit records."""

@@ -1,5 +1,5 @@
 """Matchers of silences and maintenance windows: `key=value`, `key!=value`, `key=~regex`,
-`key!~regex`, as Alertmanager writes them.
+`key!~regex`, as Alertmanager writes them (spaces around the operator are ignored).
 
 They select alerts by `alert`, `source`, `instance`, `check`, `severity` and the event's labels;
 a label an alert does not have reads as the empty string (Alertmanager's rule), so
@@ -40,7 +40,7 @@ class Matcher:
             raise MatcherError(
                 f"matcher {text!r}: expected key=value, key!=value, key=~regex or key!~regex"
             )
-        key, op, value = match.group(1), cast(Op, match.group(2)), match.group(3)
+        key, op, value = match.group(1), cast(Op, match.group(2)), match.group(3).strip()
         if op in ("=~", "!~"):
             try:
                 re.compile(value)

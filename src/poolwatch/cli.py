@@ -136,16 +136,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def silence_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    # before or after the subcommand: SUPPRESS keeps a later parser from resetting it
+    common.add_argument(
+        "--config", "-c", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="YAML config"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="tracebacks"
+    )
     p = _Parser(
         prog="poolwatch silence",
+        parents=[common],
         description="Silences: mute alerts matching every --match until they end. Stored in "
         "state_dir; a running daemon applies a change within a second, without a reload.",
         epilog="exit codes: 0 done, 3 refused (usage, unknown id, bad config), one line on stderr",
     )
-    p.add_argument("--config", "-c", type=Path, metavar="PATH", help="YAML config file")
-    p.add_argument("--debug", action="store_true", help="on an internal error, the traceback")
     commands = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    add = commands.add_parser("add", help="add a silence; prints its id")
+    add = commands.add_parser("add", help="add a silence; prints its id", parents=[common])
     add.add_argument(
         "--match",
         action="append",
@@ -159,10 +166,10 @@ def silence_parser() -> argparse.ArgumentParser:
     ends.add_argument("--until", metavar="TIME", help="e.g. 2026-05-01T06:00+02:00")
     add.add_argument("--comment", required=True, help="why (shown in the audit trail)")
     add.add_argument("--author", help="who (default: the login name)")
-    show = commands.add_parser("list", help="list active and pending silences")
+    show = commands.add_parser("list", help="list active and pending silences", parents=[common])
     show.add_argument("--all", action="store_true", help="ended and expired ones too")
     show.add_argument("--format", choices=("table", "json"), default="table")
-    expire = commands.add_parser("expire", help="end a silence now")
+    expire = commands.add_parser("expire", help="end a silence now", parents=[common])
     expire.add_argument("id", help="the silence's id (or a unique prefix of it)")
     return p
 
@@ -256,9 +263,9 @@ def silence_main(argv: list[str]) -> int:
     from poolwatch.silences import commands
     from poolwatch.silences.store import SilenceStore
 
-    debug = args.debug or os.environ.get("POOLWATCH_DEBUG", "") not in ("", "0")
+    debug = getattr(args, "debug", False) or os.environ.get("POOLWATCH_DEBUG", "") not in ("", "0")
     try:
-        config = load(args.config)
+        config = load(getattr(args, "config", None))
         store = SilenceStore(config.state_dir)
         now = now_utc()
         if args.command == "add":

@@ -36,6 +36,9 @@ examples:
   poolwatch --config /etc/poolwatch.yaml run the daemon; stop it with SIGTERM or Ctrl-C
   poolwatch --check-config               validate and print the effective config, secrets hidden
   poolwatch --healthcheck                is the daemon itself alive? (Docker HEALTHCHECK)
+  poolwatch silence add --match alert=PostgreSQLConnectionPoolHigh --match instance=main \
+      --for 2h --comment reindex          mute matching alerts; prints the silence's id
+  poolwatch silence list | expire ID     (see poolwatch silence --help)
 
 exit codes (--once): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad config, usage error, internal
 error, or --only/--check selecting no result).
@@ -74,6 +77,12 @@ def parser() -> argparse.ArgumentParser:
         "--check-config",
         action="store_true",
         help="validate the configuration, print it with secrets redacted, exit",
+    )
+    p.add_argument(
+        "--include-muted",
+        action="store_true",
+        help="with --once: count results muted by a silence or maintenance window in the exit "
+        "code (by default they are shown as muted and left out of it)",
     )
     mode.add_argument(
         "--healthcheck",
@@ -126,12 +135,68 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def silence_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    # before or after the subcommand: SUPPRESS keeps a later parser from resetting it
+    common.add_argument(
+        "--config", "-c", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="YAML config"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="tracebacks"
+    )
+    p = _Parser(
+        prog="poolwatch silence",
+        parents=[common],
+        description="Silences: mute alerts matching every --match until they end. Stored in "
+        "state_dir; a running daemon applies a change within a second, without a reload.",
+        epilog="exit codes: 0 done, 3 refused (usage, unknown id, bad config), one line on stderr",
+    )
+    commands = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add = commands.add_parser("add", help="add a silence; prints its id", parents=[common])
+    add.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="key=value, key!=value, key=~regex or key!~regex over alert, source, instance, "
+        "check, severity and the event's labels; repeatable (all must hold)",
+    )
+    ends = add.add_mutually_exclusive_group(required=True)
+    ends.add_argument("--for", dest="for_", metavar="DURATION", help="e.g. 30m, 2h, 1d")
+    ends.add_argument("--until", metavar="TIME", help="e.g. 2026-05-01T06:00+02:00")
+    add.add_argument("--comment", required=True, help="why (shown in the audit trail)")
+    add.add_argument("--author", help="who (default: the login name)")
+    show = commands.add_parser("list", help="list active and pending silences", parents=[common])
+    show.add_argument("--all", action="store_true", help="ended and expired ones too")
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    expire = commands.add_parser("expire", help="end a silence now", parents=[common])
+    expire.add_argument("id", help="the silence's id (or a unique prefix of it)")
+    return p
+
+
+def _is_silence(argv: list[str]) -> bool:
+    """`silence` as the first word that is neither an option nor --config's value."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--config", "-c"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word == "silence"
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if _is_silence(argv):
+        index = argv.index("silence")
+        return silence_main(argv[:index] + argv[index + 1 :])
     args = parser().parse_args(argv)
     if args.notify and not args.once:
         parser().error("--notify only goes with --once")
     if (args.only or args.check) and not args.once:
         parser().error("--only and --check only go with --once")
+    if args.include_muted and not args.once:
+        parser().error("--include-muted only goes with --once")
     debug = args.debug or os.environ.get("POOLWATCH_DEBUG", "") not in ("", "0")
     try:
         return _run(args)
@@ -175,7 +240,14 @@ def _run(args: argparse.Namespace) -> int:
             print(f"poolwatch: {exc}", file=sys.stderr)
             return EXIT_UNKNOWN
         return asyncio.run(
-            once(config, args.format, sys.stdout, notify=args.notify, selection=selection)
+            once(
+                config,
+                args.format,
+                sys.stdout,
+                notify=args.notify,
+                selection=selection,
+                include_muted=args.include_muted,
+            )
         )
     try:
         asyncio.run(daemon(config, args.config))
@@ -183,6 +255,55 @@ def _run(args: argparse.Namespace) -> int:
         print(f"poolwatch: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN
     return EXIT_OK
+
+
+def silence_main(argv: list[str]) -> int:
+    args = silence_parser().parse_args(argv)
+    from poolwatch.core.model import now_utc
+    from poolwatch.silences import commands
+    from poolwatch.silences.store import SilenceStore
+
+    debug = getattr(args, "debug", False) or os.environ.get("POOLWATCH_DEBUG", "") not in ("", "0")
+    try:
+        config = load(getattr(args, "config", None))
+        store = SilenceStore(config.state_dir)
+        now = now_utc()
+        if args.command == "add":
+            commands.add(
+                store,
+                now,
+                matchers=args.match,
+                for_=args.for_,
+                until=args.until,
+                comment=args.comment,
+                author=args.author or _login(),
+                max_duration=config.silences.max_duration,
+                out=sys.stdout,
+            )
+        elif args.command == "expire":
+            commands.expire(store, now, args.id, sys.stdout)
+        else:
+            commands.show(store, now, everything=args.all, output=args.format, out=sys.stdout)
+    except (ConfigError, commands.UsageError) as exc:
+        print(f"poolwatch silence: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except Exception as exc:  # the store unwritable, say: one line, never a bare traceback
+        from poolwatch.core.reasons import one_line
+
+        print(f"poolwatch silence: {one_line(exc, named=True)}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def _login() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container's)
+        return None
 
 
 def check_config(config: Config, out: TextIO) -> int:

@@ -14,6 +14,7 @@ from pydantic import PrivateAttr, field_validator
 
 from poolwatch.config.fields import Duration, Frozen, ListenAddress, unique_names
 from poolwatch.config.plugin import EnvVar, SourceSettings
+from poolwatch.silences.settings import MaintenanceWindow, SilenceSettings
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sources.docker.settings import DockerSettings
@@ -48,6 +49,9 @@ class Config(Frozen):
     # --- sinks (stdout is always on) ----------------------------------------------------------
     webhooks: list[WebhookSettings] = []
     alertmanager: AlertmanagerSettings
+    # --- muting ------------------------------------------------------------------------------
+    maintenance: list[MaintenanceWindow] = []
+    silences: SilenceSettings
 
     _notes: tuple[str, ...] = PrivateAttr(default=())
     _origin: str = PrivateAttr(default="built-in defaults")
@@ -56,6 +60,11 @@ class Config(Frozen):
     @classmethod
     def _unique(cls, hooks: list[WebhookSettings]) -> list[WebhookSettings]:
         return unique_names(hooks)
+
+    @field_validator("maintenance")
+    @classmethod
+    def _unique_windows(cls, windows: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
+        return unique_names(windows)
 
     def sources(self) -> list[SourceSettings]:
         """Every source section, in the order of the fields above."""

@@ -121,6 +121,9 @@ class Event:
     context: Context | None = None
     """Who holds the pool, what blocks it: only on firing events and reminders, when the source
     read it in the same poll (an additive field: absent from the JSON when None)."""
+    muted_by: str | None = None
+    """The silence or maintenance window that kept this event from the notifying sinks; set only
+    on the copy stdout writes (the audit trail), never sent to a receiver."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
@@ -128,7 +131,7 @@ class Event:
             object.__setattr__(self, "context", freeze(self.context))
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "schema": EVENT_SCHEMA,
             "id": self.id,
             "time": rfc3339(self.time),
@@ -150,4 +153,6 @@ class Event:
         }
         if self.context is not None:
             data["context"] = thaw(self.context)
+        if self.muted_by is not None:
+            data = {**data, "muted": True, "muted_by": self.muted_by}
         return data

@@ -19,15 +19,19 @@ from poolwatch.config.load import ConfigError, load
 from poolwatch.config.model import Config
 from poolwatch.config.secrets import secret_values
 from poolwatch.core.evaluate import Evaluator
+from poolwatch.core.model import now_utc
 from poolwatch.core.secrets import Scrubber
 from poolwatch.runtime import heartbeat, logs
+from poolwatch.runtime.deadman import Pulse
 from poolwatch.runtime.formats.checkmk import write_checkmk
 from poolwatch.runtime.formats.nagios import status_of, write_nagios
+from poolwatch.runtime.muting import MuteWatch, current_mutes, stored_silences
 from poolwatch.runtime.notify import firing_events
-from poolwatch.runtime.once import check_once, worst, write_json, write_table
+from poolwatch.runtime.once import check_once, mark_muted, worst, write_json, write_table
 from poolwatch.runtime.plan import build_sinks, plan
 from poolwatch.runtime.scheduler import Runner, owner_of
 from poolwatch.runtime.select import Selection
+from poolwatch.silences.store import SilenceStore
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host.collector import host_name
 
@@ -52,9 +56,12 @@ async def once(
     *,
     notify: bool = False,
     selection: Selection | None = None,
+    include_muted: bool = False,
 ) -> int:
     """`--once`: every selected check once, printed; the worst severity as the exit code
-    (UNKNOWN when a selection matched no result: a check of nothing is not OK)."""
+    (UNKNOWN when a selection matched no result: a check of nothing is not OK). A result a
+    silence or an open maintenance window covers is shown as muted and, unless
+    `include_muted`, counts as OK for the exit code (and is not sent with `notify`)."""
     selection = selection or Selection()
     scrub = scrubber_for(config)
     # diagnostics go to stderr so stdout holds only results; a monitoring system reads a
@@ -75,12 +82,15 @@ async def once(
     )
     try:
         results = [r for r in await check_once(runner) if selection.keeps(r)]
+        mutes = current_mutes(stored_silences(config.state_dir), config.maintenance, now_utc())
+        results = mark_muted(results, mutes, now_utc())
+        counted = results if include_muted else [r.unmuted() for r in results]
         if output == "table" or (output == "auto" and out.isatty()):
             write_table(results, out, colour=out.isatty())
-        elif output == "nagios":
-            write_nagios(results, out)
+        elif output == "nagios":  # a plugin's text must agree with its exit code
+            write_nagios(counted, out)
         elif output == "checkmk":
-            write_checkmk(results, out)
+            write_checkmk(counted, out)
         else:
             write_json(results, out)
         out.flush()
@@ -91,11 +101,11 @@ async def once(
                 runner.sinks = []  # start_sinks closed the ones it had opened
                 print(f"poolwatch: --notify: {exc}", file=sys.stderr)
             else:
-                await runner.deliver(firing_events(results, host))
+                await runner.deliver(firing_events(counted, host))
     finally:
         # durable sinks keep what they could not deliver within shutdown_timeout
         await runner.shutdown()
-    return status_of(results) if selection else int(worst(results))
+    return status_of(counted) if selection else int(worst(counted))
 
 
 async def daemon(config: Config, path: Path | None) -> None:
@@ -130,16 +140,20 @@ async def _daemon(config: Config, path: Path | None) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    host = host_name(config.host.rootfs)
     runner = Runner(
         [],
-        build_sinks(config),
-        Evaluator(host_name(config.host.rootfs)),
+        [],
+        Evaluator(host),
         shutdown_timeout=config.shutdown_timeout,
         log_samples=config.log_samples,
         scrub=scrubber_for(config),
     )
+    # the sinks' heartbeat and watchdog read the runner, so they are built once it exists
+    runner.sinks = build_sinks(config, pulse=Pulse(runner.view, host, __version__))
+    muting = MuteWatch(SilenceStore(config.state_dir), config.maintenance, runner, host)
     await runner.apply(await plan(config))
-    reloader = Reloader(runner, config, path)
+    reloader = Reloader(runner, config, path, muting)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     beat = heartbeat.Heartbeat(config.state_dir / heartbeat.FILE_NAME, runner.view)
     listener = None
@@ -151,7 +165,7 @@ async def _daemon(config: Config, path: Path | None) -> None:
 
         listener = Listener(
             config.listen,
-            registry_for(runner.view, lambda: runner.sinks),
+            registry_for(runner.view, lambda: runner.sinks, muted=runner.muted),
             lambda: liveness(runner.view, heartbeat=beat),
             lambda: readiness(runner.view),
         )
@@ -173,10 +187,11 @@ async def _daemon(config: Config, path: Path | None) -> None:
     )
     beating = asyncio.create_task(beat.run(), name="heartbeat")
     try:
-        await runner.run(stop)
+        await runner.run(stop, prepare=muting.start, wind_down=muting.stop)
     except SinkError as exc:
         raise StartError(str(exc)) from None
     finally:
+        await muting.stop()  # also when the sinks failed to start
         reloader.cancel()
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
@@ -195,8 +210,11 @@ class Reloader:
 
     RESTART_KEYS = ("webhooks", "alertmanager", "listen", "log_format", "state_dir")
 
-    def __init__(self, runner: Runner, config: Config, path: Path | None) -> None:
+    def __init__(
+        self, runner: Runner, config: Config, path: Path | None, muting: MuteWatch | None = None
+    ) -> None:
         self._runner, self._config, self._path = runner, config, path
+        self._muting = muting
         self._log = logs.get_logger()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -231,5 +249,7 @@ class Reloader:
             self._runner.log_samples = config.log_samples
             running = [owner_of(c) for c in self._runner.collectors]
             outcome = await self._runner.apply(await plan(config, running))
+            if self._muting is not None:
+                self._muting.windows = list(config.maintenance)
             self._config = config
             self._log.info("reloaded", collectors=outcome)

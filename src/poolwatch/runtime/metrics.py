@@ -7,11 +7,15 @@ Families:
 - `poolwatch_<source>_<check>{target, <reading labels>}`: every reading; `..._limit` beside it
   when the reading has a limit (connections against max_connections, say);
 - `poolwatch_alert_active{alert, severity, source, target, check}`: 1 per firing alert;
+- `poolwatch_alert_muted{alert, severity, source, target, check, muted_by}`: 1 per firing alert
+  a silence or maintenance window mutes (a series of its own, so `alert_active` keeps its
+  labels and a rule can `unless on(alert, target, check) poolwatch_alert_muted`);
 
 `target` is the event's `instance` (server, container, mount). It is not called `instance`
 because Prometheus sets that label to the scraped address, and would rename ours.
 - `poolwatch_polls_total`, `poolwatch_poll_failures_total`, `poolwatch_poll_overruns_total`,
-  `poolwatch_poll_duration_seconds`, `poolwatch_last_poll_timestamp_seconds` per source/instance;
+  `poolwatch_poll_duration_seconds`, `poolwatch_last_poll_timestamp_seconds` and its
+  dead-man's-switch name `poolwatch_last_successful_poll_timestamp_seconds` per source/instance;
 - `poolwatch_events_total{status, severity}`;
 - `poolwatch_sink_events_lost_total{sink, reason}`: events a sink refused to store;
 - `poolwatch_sink_<name>{sink}` for what each sink reports (queue depth, oldest age, ...);
@@ -28,6 +32,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from poolwatch.core.evaluate import Firing
 from poolwatch.runtime.view import RuntimeView
 from poolwatch.sinks import Sink
 
@@ -71,18 +76,33 @@ PER_COLLECTOR: tuple[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, s
         "Unix time of the last successful poll",
         "last_poll",
     ),
+    (
+        GaugeMetricFamily,
+        "poolwatch_last_successful_poll_timestamp_seconds",
+        "Unix time of the last successful poll (alert on its age: a dead man's switch)",
+        "last_poll",
+    ),
 )
 """Runner statistics kept per collector: (family type, name, help, `Stats` field)."""
 
 
+Muted = Callable[[], Sequence[tuple[Firing, str]]]
+"""The firing alerts a mute covers now, each with the id of what mutes it."""
+
+
 class RunnerCollector(Collector):
-    def __init__(self, view: RuntimeView, sinks: Callable[[], Sequence[Sink]]) -> None:
+    def __init__(
+        self, view: RuntimeView, sinks: Callable[[], Sequence[Sink]], muted: Muted | None = None
+    ) -> None:
         self._view = view
         self._sinks = sinks
+        self._muted = muted
 
     def collect(self) -> Iterable[Metric]:
         yield from self._readings()
         yield self._alerts()
+        if self._muted is not None:
+            yield self._muted_alerts(self._muted)
         yield from self._health()
         yield from self._sink_stats()
 
@@ -113,6 +133,16 @@ class RunnerCollector(Collector):
         )
         for key, severity, alert in self._view.firing():
             family.add_metric([alert, severity.label, key.source, key.instance, key.check], 1)
+        return family
+
+    def _muted_alerts(self, muted: Muted) -> Metric:
+        family = GaugeMetricFamily(
+            "poolwatch_alert_muted",
+            "1 for every firing alert a silence or maintenance window mutes",
+            labels=["alert", "severity", "source", "target", "check", "muted_by"],
+        )
+        for (key, severity, alert), by in muted():
+            family.add_metric([alert, severity.label, key.source, key.instance, key.check, by], 1)
         return family
 
     def _health(self) -> Iterable[Metric]:
@@ -152,8 +182,10 @@ class RunnerCollector(Collector):
             yield family
 
 
-def registry_for(view: RuntimeView, sinks: Callable[[], Sequence[Sink]]) -> CollectorRegistry:
+def registry_for(
+    view: RuntimeView, sinks: Callable[[], Sequence[Sink]], muted: Muted | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RunnerCollector(view, sinks))
+    registry.register(RunnerCollector(view, sinks, muted))
     ProcessCollector(registry=registry)
     return registry

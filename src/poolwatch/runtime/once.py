@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, TextIO
 
 from poolwatch.core.context import thaw
 from poolwatch.core.describe import age, describe_reading, number
 from poolwatch.core.evaluate import judge, rule_for, threshold_for
+from poolwatch.core.matchers import alert_fields
 from poolwatch.core.model import Reading, Severity
+from poolwatch.core.mute import Mute
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.sources import Collector
 
@@ -32,6 +35,20 @@ class Result:
     critical_at: float | None = None
     direction: str = "above"
     """The rule's side: `above` breaches at or above a threshold, `below` at or below."""
+    muted_by: str | None = None
+    """The silence or maintenance window covering this result's alert, when one does."""
+
+    def unmuted(self) -> Result:
+        """What a muted result counts as for the exit code and `--notify`: OK."""
+        if self.muted_by is None:
+            return self
+        return replace(
+            self,
+            severity=Severity.OK,
+            threshold=None,
+            alert=None,
+            message=f"muted by {self.muted_by}: {self.message}",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         r = self.reading
@@ -51,6 +68,9 @@ class Result:
             data["alert"] = self.alert
         if self.context is not None:
             data["context"] = thaw(self.context)
+        if self.muted_by is not None:
+            data["muted"] = True
+            data["muted_by"] = self.muted_by
         return data
 
     @property
@@ -105,6 +125,19 @@ async def check_once(runner: Runner) -> list[Result]:
     return results
 
 
+def mark_muted(results: Sequence[Result], mutes: Sequence[Mute], now: datetime) -> list[Result]:
+    """Each result that is not OK and that a mute covers, marked with that mute's id."""
+    marked: list[Result] = []
+    for result in results:
+        if result.severity != Severity.OK and result.alert:
+            fields = alert_fields(result.alert, result.severity.label, result.reading.key)
+            mute = next((m for m in mutes if m.covers(fields, now)), None)
+            if mute is not None:
+                result = replace(result, muted_by=mute.id)
+        marked.append(result)
+    return marked
+
+
 def worst(results: Sequence[Result]) -> Severity:
     return max((r.severity for r in results), default=Severity.OK)
 
@@ -125,7 +158,7 @@ def write_table(results: Sequence[Result], out: TextIO, *, colour: bool) -> None
             value += f"/{r.reading.limit:g}"
         rows.append(
             (
-                r.severity.label.upper(),
+                r.severity.label.upper() + (" (muted)" if r.muted_by else ""),
                 r.reading.source,
                 r.reading.instance,
                 r.reading.check,
@@ -143,7 +176,9 @@ def write_table(results: Sequence[Result], out: TextIO, *, colour: bool) -> None
         if index:
             for line in context_lines(results[index - 1].context):
                 out.write(f"    {line}\n")
-    out.write(f"\nworst: {worst(results).label.upper()}\n")
+    muted = sum(1 for r in results if r.muted_by)
+    note = f" ({muted} muted, not counted)" if muted else ""
+    out.write(f"\nworst: {worst([r.unmuted() for r in results]).label.upper()}{note}\n")
 
 
 def context_lines(context: Mapping[str, Any] | None) -> list[str]:

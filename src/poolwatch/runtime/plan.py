@@ -13,11 +13,15 @@ Each source and sink module is imported only when the config enables it: their c
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from poolwatch.config.model import Config
 from poolwatch.sinks import Sink
 from poolwatch.sinks.stdout.sink import StdoutSink
 from poolwatch.sources import Collector, Planned
+
+if TYPE_CHECKING:
+    from poolwatch.runtime.deadman import Pulse
 
 
 async def plan(config: Config, running: Collection[str] = ()) -> list[Planned]:
@@ -33,17 +37,31 @@ async def build_collectors(config: Config) -> list[Collector]:
     return [item.build() for item in await plan(config)]
 
 
-def build_sinks(config: Config, *, stdout: bool = True) -> list[Sink]:
+def build_sinks(config: Config, *, stdout: bool = True, pulse: Pulse | None = None) -> list[Sink]:
+    """The configured sinks; with `pulse` (the daemon), webhooks send heartbeats and each
+    Alertmanager gets `PoolwatchWatchdog`."""
     sinks: list[Sink] = []
     if stdout:
         sinks.append(StdoutSink())
     if config.webhooks:
         from poolwatch.sinks.webhook.sink import WebhookSink
 
-        sinks.extend(WebhookSink(hook, config.state_dir) for hook in config.webhooks)
+        beat = pulse.heartbeat if pulse else None
+        sinks.extend(
+            WebhookSink(hook, config.state_dir, heartbeat=beat) for hook in config.webhooks
+        )
     am = config.alertmanager
     if am.urls:
         from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
 
-        sinks.extend(AlertmanagerSink(am, url, config.state_dir) for url in am.urls)
+        sinks.extend(
+            AlertmanagerSink(
+                am,
+                url,
+                config.state_dir,
+                watchdog_host=pulse.host if pulse else None,
+                alive=pulse.alive if pulse else None,
+            )
+            for url in am.urls
+        )
     return sinks

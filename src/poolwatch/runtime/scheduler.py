@@ -13,16 +13,18 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from poolwatch.core.evaluate import Evaluator, Firing
 from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
+from poolwatch.core.mute import Gate, Mute
+from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.runtime.view import Owner, RuntimeView, Stats
-from poolwatch.sinks import Sink
+from poolwatch.sinks import Announces, AuditTrail, Sink
 from poolwatch.sources import Collector, Partial, Planned, SourceError, Watcher
 
 _CLOSE_TIMEOUT = 2.0
@@ -43,6 +45,7 @@ class Runner:
         clock: Callable[[], datetime] = now_utc,
         log_samples: bool = False,
         scrub: Callable[[str], str] = str,
+        gate: Gate | None = None,
     ) -> None:
         self.collectors = list(collectors)
         self.sinks = list(sinks)
@@ -52,6 +55,8 @@ class Runner:
         self.log_samples = log_samples
         self.scrub = scrub
         """Masks the configured secrets in failure reasons: text from outside poolwatch."""
+        self.gate = gate or Gate()
+        """The mute step between evaluation and the sinks (silences, maintenance windows)."""
         self.stats = Stats()
         self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
         self._identities: dict[str, object] = {}
@@ -110,23 +115,59 @@ class Runner:
         await self.deliver(events)
 
     async def deliver(self, events: Sequence[Event]) -> None:
+        """Hand events to the sinks through the mute step: a muted event reaches only the
+        audit trail (stdout), marked; the rest reach every sink."""
+        now = self.clock()
         for event in events:
             counted = (event.status, event.severity)
             self.stats.events[counted] = self.stats.events.get(counted, 0) + 1
-            for sink in self.sinks:
+            for admitted, notify in self.gate.admit(event, now):
+                await self._fan_out(admitted, notify=notify)
+
+    async def set_mutes(self, mutes: Sequence[Mute]) -> None:
+        """Take the silences and windows in force now; deliver the alerts held back by those
+        that ended and still firing."""
+        for event in self.gate.update(mutes, self.clock()):
+            await self._fan_out(event, notify=True)
+
+    def muted(self) -> list[tuple[Firing, str]]:
+        """The firing alerts a mute covers now, each with the id of what mutes it."""
+        now = self.clock()
+        found = []
+        for firing in self.evaluator.firing():
+            by = self.gate.muted_by(firing.alert, firing.severity.label, firing.key, now)
+            if by is not None:
+                found.append((firing, by))
+        return found
+
+    async def announce(self, notice: Notice) -> None:
+        """An audit notice to every sink that takes notices (stdout, webhooks)."""
+        for sink in self.sinks:
+            if isinstance(sink, Announces):
                 try:
-                    await sink.send(event)
-                except Exception as exc:  # one broken sink must not silence the others
-                    lost = (sink.name, type(exc).__name__)
-                    self.stats.lost[lost] = self.stats.lost.get(lost, 0) + 1
-                    self._log.error(
-                        "sink_failed",
-                        sink=sink.name,
-                        event_id=event.id,
-                        alert=event.alert,
-                        status=event.status,
-                        reason=one_line(exc, timeout=0, named=True),
-                    )
+                    await sink.announce(notice)
+                except Exception as exc:
+                    self._lost(sink, notice.id, exc, kind=notice.log_name)
+
+    async def _fan_out(self, event: Event, *, notify: bool) -> None:
+        for sink in self.sinks:
+            if not notify and not isinstance(sink, AuditTrail):
+                continue
+            try:
+                await sink.send(event)
+            except Exception as exc:  # one broken sink must not silence the others
+                self._lost(sink, event.id, exc, alert=event.alert, status=event.status)
+
+    def _lost(self, sink: Sink, ident: str, exc: Exception, **context: str) -> None:
+        lost = (sink.name, type(exc).__name__)
+        self.stats.lost[lost] = self.stats.lost.get(lost, 0) + 1
+        self._log.error(
+            "sink_failed",
+            sink=sink.name,
+            event_id=ident,
+            reason=one_line(exc, timeout=0, named=True),
+            **context,
+        )
 
     async def _poll_loop(self, collector: Collector) -> None:
         owner = owner_of(collector)
@@ -231,17 +272,28 @@ class Runner:
         self.collectors = collectors
         return outcome
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll until `stop` is set, then shut down within `shutdown_timeout`."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+        wind_down: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Poll until `stop` is set, then shut down within `shutdown_timeout`. `prepare` runs
+        once the sinks are open and before the first poll (the first mutes are applied),
+        `wind_down` on stop before the sinks close (nothing more is announced to them)."""
         started = time.monotonic()
         self.started = time.time()
         await self.start_sinks()
+        if prepare is not None:
+            await prepare()
         for collector in self.collectors:
             self._start(collector)
         try:
             await stop.wait()
         finally:
             deadline = time.monotonic() + self.shutdown_timeout
+            if wind_down is not None:
+                await wind_down()
             tasks = [task for group in self._tasks.values() for task in group]
             for task in tasks:
                 task.cancel()

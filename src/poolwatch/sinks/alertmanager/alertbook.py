@@ -107,6 +107,29 @@ def to_alert(event: Event, teams: Mapping[str, str], url_template: str | None = 
     return alert
 
 
+WATCHDOG = "PoolwatchWatchdog"
+
+
+def watchdog(host: str, since: datetime) -> Alert:
+    """The always-firing alert that says poolwatch's pipeline to Alertmanager works (as
+    kube-prometheus's `Watchdog`): route it to a dead man's switch service, which alerts when
+    it stops arriving."""
+    return {
+        "labels": {
+            "alertname": WATCHDOG,
+            "severity": "none",
+            "source": "poolwatch",
+            "instance": host,
+        },
+        "annotations": {
+            "summary": f"poolwatch on {host} is alive",
+            "description": "Always firing while poolwatch runs and its collectors' loops turn; "
+            "its absence means poolwatch is down, hung or cut off.",
+        },
+        "startsAt": rfc3339(since),
+    }
+
+
 def stamp(alerts: list[Alert], now: datetime, validity: float) -> list[Alert]:
     """Copies, each firing one valid until `now + validity`: Alertmanager resolves it by itself
     then, unless poolwatch sends it again first."""

@@ -39,7 +39,13 @@ from poolwatch.core.model import Event, now_utc, rfc3339
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
-from poolwatch.sinks.alertmanager.alertbook import VALIDITY_RESENDS, Alert, AlertBook, stamp
+from poolwatch.sinks.alertmanager.alertbook import (
+    VALIDITY_RESENDS,
+    Alert,
+    AlertBook,
+    stamp,
+    watchdog,
+)
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.durable import http
 from poolwatch.sinks.durable.delivery import Delivered, DeliveryLoop, Outcome, Reject, Retry
@@ -88,8 +94,15 @@ class AlertmanagerSink:
         *,
         clock: Callable[[], datetime] = now_utc,
         transport: httpx.AsyncBaseTransport | None = None,
+        watchdog_host: str | None = None,
+        alive: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
+        self.watchdog_host = watchdog_host
+        """With `alive`: send `PoolwatchWatchdog` for this host with every re-send while
+        `alive()` holds (the same rule as --healthcheck), so a hung poolwatch lets it expire."""
+        self._alive = alive
+        self._watchdog_since = clock()
         self.url = url.rstrip("/")
         self.endpoint = f"{self.url}/api/v2/alerts"
         self.name = f"alertmanager:{peer_name(url)}"
@@ -119,6 +132,8 @@ class AlertmanagerSink:
             raise SinkError(f"sink {self.name}: {one_line(exc)}") from None
         self.loop.start()
         self._timer = asyncio.create_task(self._resend_every(), name=f"resend-{self.name}")
+        if self._watchdog() is not None:
+            await self.resend()  # the watchdog at once, not one resend_interval later
         self._log.info(
             "alertmanager_ready",
             url=redact.url(self.url),
@@ -134,7 +149,7 @@ class AlertmanagerSink:
     async def resend(self) -> bool:
         """Queue a re-send marker if there is something to re-send and nothing already waiting."""
         self.book.forget(self.clock())
-        if not self.book.entries or self.queue.depth:
+        if not (self.book.entries or self._watchdog()) or self.queue.depth:
             return False
         await self.queue.put(f"{RESEND}{rfc3339(self.clock())}", b"")
         self.loop.notify()
@@ -161,7 +176,9 @@ class AlertmanagerSink:
         """The alerts an item stands for, with `endsAt` of the firing ones as of now."""
         now = self.clock()
         if item.key.startswith(RESEND):
-            return stamp(self.book.snapshot(now), now, self.validity)
+            dog = self._watchdog()
+            extra = [dog] if dog is not None else []
+            return stamp(self.book.snapshot(now) + extra, now, self.validity)
         alerts = json.loads(item.body)
         if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):
             raise ValueError("not a JSON array of alerts")
@@ -179,6 +196,11 @@ class AlertmanagerSink:
         return await http.post(
             self._client, self.endpoint, encode(alerts), deadline=self.config.timeout
         )
+
+    def _watchdog(self) -> Alert | None:
+        if self.watchdog_host is None or self._alive is None or not self._alive():
+            return None
+        return watchdog(self.watchdog_host, self._watchdog_since)
 
     async def _resend_every(self) -> None:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from poolwatch.core.model import Event
+from poolwatch.core.notices import Notice
 from poolwatch.runtime.logs import get_logger
 
 
@@ -23,6 +24,7 @@ def log_name(event: Event) -> str:
 
 class StdoutSink:
     name = "stdout"
+    records_muted = True
 
     def __init__(self, logger: Any | None = None) -> None:
         self._log = logger or get_logger()
@@ -32,6 +34,9 @@ class StdoutSink:
 
     async def send(self, event: Event) -> None:
         getattr(self._log, log_level(event))(log_name(event), **event.to_dict())
+
+    async def announce(self, notice: Notice) -> None:
+        self._log.info(notice.log_name, **notice.to_dict())
 
     async def close(self, grace: float) -> None:
         return None

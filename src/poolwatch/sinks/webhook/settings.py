@@ -16,6 +16,9 @@ class WebhookSettings(Frozen):
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("POOLWATCH_WEBHOOK_URL", ("audit", "url")),
         EnvVar("POOLWATCH_WEBHOOK_SECRET", ("audit", "secret"), needs="POOLWATCH_WEBHOOK_URL"),
+        EnvVar(
+            "POOLWATCH_WEBHOOK_HEARTBEAT", ("audit", "heartbeat"), needs="POOLWATCH_WEBHOOK_URL"
+        ),
     )
 
     name: Name
@@ -37,6 +40,8 @@ class WebhookSettings(Frozen):
     retry_max: Duration = 300.0
     max_queue: int = Field(10000, ge=1)
     max_age: Duration = 7 * 86400.0
+    heartbeat: Duration | None = None
+    """Send a `poolwatch.heartbeat/v1` this often (a dead man's switch); None: never."""
 
     @field_validator("secret")
     @classmethod

@@ -11,8 +11,10 @@ in `deliver`, which turns one POST into an `Outcome` for the generic loop in `de
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ import httpx
 from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
+from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
@@ -35,7 +38,7 @@ def queue_path(state_dir: Path, name: str) -> Path:
     return state_dir / "queues" / f"webhook-{name}.sqlite3"
 
 
-def encode(event: Event) -> bytes:
+def encode(event: Event | Notice) -> bytes:
     """The exact bytes that are signed, stored and re-sent on every retry."""
     return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -60,8 +63,19 @@ def build_client(config: WebhookSettings) -> httpx.AsyncClient:
 class WebhookSink:
     """Sink protocol over a durable queue + delivery loop; `deliver` is the HTTP half."""
 
-    def __init__(self, config: WebhookSettings, state_dir: Path) -> None:
+    def __init__(
+        self,
+        config: WebhookSettings,
+        state_dir: Path,
+        *,
+        heartbeat: Callable[[], Notice | None] | None = None,
+    ) -> None:
         self.config = config
+        self._heartbeat = heartbeat
+        """Makes the `poolwatch.heartbeat/v1` to send every `config.heartbeat`; None while
+        poolwatch is not healthy (a stuck collector loop), and then nothing is sent."""
+        self._beating: asyncio.Task[None] | None = None
+        self.heartbeats = {"heartbeats_sent": 0, "heartbeats_withheld": 0}
         self.name = f"webhook:{config.name}"
         self._key = signing_key(config.secret.get_secret_value()) if config.secret else None
         self.queue = DurableQueue(
@@ -84,6 +98,8 @@ class WebhookSink:
             await self.queue.close()
             raise SinkError(f"sink {self.name}: {one_line(exc)}") from None
         self.loop.start()
+        if self.config.heartbeat and self._heartbeat is not None:
+            self._beating = asyncio.create_task(self._beat_every(), name=f"beat-{self.name}")
         stats = self.loop.stats()
         self._log.info(
             "webhook_ready",
@@ -97,7 +113,37 @@ class WebhookSink:
         await self.queue.put(event.id, encode(event))
         self.loop.notify()
 
+    async def announce(self, notice: Notice) -> None:
+        """Audit notices and heartbeats go through the same queue, signed the same way."""
+        await self.queue.put(notice.id, encode(notice))
+        self.loop.notify()
+
+    async def _beat_every(self) -> None:
+        assert self._heartbeat is not None
+        assert self.config.heartbeat is not None
+        withheld = False
+        while True:
+            beat = self._heartbeat()
+            if beat is None:
+                self.heartbeats["heartbeats_withheld"] += 1
+                if not withheld:  # once per outage: the receiver's missing beat says the rest
+                    self._log.warning("heartbeat_withheld", reason="a collector loop is stuck")
+                withheld = True
+            else:
+                try:
+                    await self.announce(beat)
+                except Exception as exc:  # the disk: the next interval tries again
+                    self._log.warning("heartbeat_failed", reason=one_line(exc, named=True))
+                else:
+                    self.heartbeats["heartbeats_sent"] += 1
+                withheld = False
+            await asyncio.sleep(self.config.heartbeat)
+
     async def close(self, grace: float) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            await asyncio.gather(self._beating, return_exceptions=True)
+            self._beating = None
         await self.loop.stop(grace)
         if self._client is not None:
             await self._client.aclose()
@@ -107,7 +153,10 @@ class WebhookSink:
         return self.loop.stats()
 
     def metrics(self) -> dict[str, float]:
-        return self.loop.stats().numbers()
+        numbers = self.loop.stats().numbers()
+        if self.config.heartbeat:
+            numbers.update(self.heartbeats)
+        return numbers
 
     async def deliver(self, item: Item) -> Outcome:
         """POST one queued event; the signature is made fresh, id and body never change."""

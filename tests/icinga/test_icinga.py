@@ -91,7 +91,9 @@ async def test_icinga_reads_warning_then_critical_then_a_stopped_server_as_criti
         first, *long_output = doc["check_result.output"].splitlines()
         assert first.rstrip() == "POOLWATCH WARNING - postgres main connections 13/197 (7%) >= 10"
         assert long_output == [
+            # the holders of the pool follow the measurement (poolwatch's own session is not one)
             "WARNING: PostgreSQL main: connections 13/197 (7%), above warning 10"
+            " — pw_load@127.0.0.1 12"
         ]
         items = perfdata(doc)
         assert items["postgres_main_connections"] == {

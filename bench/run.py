@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench                 # the full run (about 22 minutes)
     .venv/bin/python -m bench --quick         # a smoke run: fewer repetitions, smaller numbers
-    .venv/bin/python -m bench --only once     # some measurements: once, latency, cpu, soak
+    .venv/bin/python -m bench --only once     # some measurements: once, latency, cpu, soak, churn
 
 Run it as root from the repository root on a machine provisioned by tests/provision/ (PostgreSQL
 15, Redis, a Docker engine with poolwatch-test/busybox). Exit 0 when every measurement was
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import measure
+from bench import churn, measure
 from bench.report import Report, verdict
 from bench.stack import BenchError, Stack, docker
 from bench.stats import MIB, median, percentile, spread
 
-MEASUREMENTS = ("once", "latency", "cpu", "soak")
+MEASUREMENTS = ("once", "latency", "cpu", "soak", "churn")
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,29 @@ class Plan:
     trials: int
     intervals: tuple[float, ...]
     soak_minutes: float
+    churn: ChurnPlan
 
 
-FULL = Plan((0, 50, 200), 5, 5, 3, 20.0, 10.0, 12.0, 20, (1.0, 5.0), 10.0)
-QUICK = Plan((0, 10), 3, 2, 2, 5.0, 4.0, 4.0, 3, (1.0,), 1.0)
+@dataclass(frozen=True)
+class ChurnPlan:
+    minutes: float
+    """Measured, after the warm-up."""
+    every: float
+    """Seconds between container replacements."""
+    sample_every: float
+    warmup: float
+    toggle_every: float
+    """Seconds between the alerts' load going on and off."""
+
+
+FULL = Plan(
+    (0, 50, 200), 5, 5, 3, 20.0, 10.0, 12.0, 20, (1.0, 5.0), 10.0,
+    ChurnPlan(10.0, 3.0, 30.0, 60.0, 10.0),
+)  # fmt: skip
+QUICK = Plan(
+    (0, 10), 3, 2, 2, 5.0, 4.0, 4.0, 3, (1.0,), 1.0,
+    ChurnPlan(0.2, 2.0, 4.0, 0.0, 4.0),
+)  # fmt: skip
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +80,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--containers", help="container counts for cpu, e.g. 0,50,200")
     p.add_argument("--trials", type=int, help="latency trials per interval")
     p.add_argument("--soak-minutes", type=float, help="minutes of the memory soak")
+    p.add_argument(
+        "--minutes", type=float, help="minutes of the churn soak, after its warm-up (default 10)"
+    )
     p.add_argument("--output", type=Path, help="also write the table and machine notes here")
     args = p.parse_args(argv)
     unknown = set(args.only.split(",")) - set(MEASUREMENTS)
@@ -78,6 +100,8 @@ def plan_for(args: argparse.Namespace) -> Plan:
         changes["trials"] = args.trials
     if args.soak_minutes:
         changes["soak_minutes"] = args.soak_minutes
+    if args.minutes:
+        changes["churn"] = ChurnPlan(**{**plan.churn.__dict__, "minutes": args.minutes})
     return Plan(**{**plan.__dict__, **changes})
 
 
@@ -136,7 +160,7 @@ class Run:
         print(f"bench: {name} done in {time.monotonic() - started:.0f}s", file=sys.stderr)
 
     def go(self) -> int:
-        docker_needed = bool(self.only & {"cpu", "soak"}) or self.stack.docker_source
+        docker_needed = bool(self.only & {"cpu", "soak", "churn"}) or self.stack.docker_source
         self.stack.start(docker_needed=docker_needed)
         probe = measure.PgProbe(self.stack)
         try:
@@ -150,6 +174,8 @@ class Run:
                     self.step(f"cpu {count} containers", lambda n=count: self.cpu(probe, n))
             if "soak" in self.only:
                 self.step("soak", lambda: self.soak(probe))
+            if "churn" in self.only:
+                self.step("churn", lambda: self.churn(probe))
         finally:
             probe.close()
         self.notes()
@@ -279,6 +305,83 @@ class Run:
         )
         curve = ", ".join(f"{t / 60:.0f}m {r / MIB:.1f}" for t, r in result.samples[::6])
         self.report.note(f"RSS samples (minute, MiB), every 60 s: {curve}")
+
+    def churn(self, probe: measure.PgProbe) -> None:
+        if not self.stack.docker_source:
+            raise BenchError("the churn soak needs poolwatch's Docker source")
+        self.stack.containers.scale_to(0)
+        plan = self.plan.churn
+        result = churn.churn_soak(
+            self.stack,
+            probe,
+            plan.minutes,
+            every=plan.every,
+            sample_every=plan.sample_every,
+            warmup=plan.warmup,
+            toggle_every=plan.toggle_every,
+        )
+        first, last = result.fitted()[0], result.fitted()[-1]
+        where = (
+            f"interval 1 s, every source; a container replaced every {plan.every:g} s "
+            f"({result.replaced} replaced), PostgreSQL and Redis alerts toggled every "
+            f"{plan.toggle_every:g} s; {plan.minutes:g} min after {plan.warmup:g} s of warm-up"
+        )
+        for label, name in (
+            ("open descriptors", "fds"),
+            ("of which sockets", "sockets"),
+            ("threads", "threads"),
+        ):
+            values = [getattr(s, name) for s in result.fitted()]
+            self.report.add(
+                f"churn soak: {label}",
+                where,
+                f"start {values[0]}, end {values[-1]}, min {min(values)}, max {max(values)}; "
+                f"fit {result.per_hour(name):+.1f}/h",
+                "—",
+                "no growth",
+                verdict(churn.bounded(values)),
+            )
+        rss_hour = result.per_hour("rss") / MIB
+        rss = [s.rss / MIB for s in result.fitted()]
+        self.report.add(
+            "churn soak: resident memory",
+            where,
+            f"start {first.rss / MIB:.1f} MiB, end {last.rss / MIB:.1f} MiB, "
+            f"max {max(rss):.1f} MiB; fit {rss_hour:+.2f} MiB/h",
+            "—",
+            "growth < 2 MiB/h",
+            verdict(rss_hour < 2),
+        )
+        counts = "; ".join(
+            f"{alert} {c['firing']} firing, {c['resolved']} resolved"
+            for alert, c in result.alerts.items()
+        )
+        self.report.add(
+            "churn soak: alerts",
+            f"pushed over the warning {result.toggles} times",
+            counts,
+            "—",
+            "each toggle fires and resolves",
+            verdict(
+                all(
+                    c["firing"] >= result.toggles - 1 and c["resolved"] >= result.toggles - 1
+                    for c in result.alerts.values()
+                )
+            ),
+        )
+        rows = ", ".join(
+            f"{s.at / 60:.1f}m {s.fds}/{s.sockets}/{s.threads}/{s.rss / MIB:.1f}"
+            for s in result.samples
+        )
+        self.report.note(
+            f"churn soak samples (minute fds/sockets/threads/RSS MiB, every "
+            f"{plan.sample_every:g} s, the warm-up included): {rows}"
+        )
+        if result.churn_errors:
+            self.report.note(
+                f"churn soak: {len(result.churn_errors)} docker commands failed, the first: "
+                f"{result.churn_errors[0]}"
+            )
 
     # --- notes ---------------------------------------------------------------------------------
 

@@ -39,3 +39,23 @@ def test_bench_rejects_an_unknown_measurement() -> None:
     )
     assert done.returncode == 2
     assert "unknown ['nonsense']" in done.stderr
+
+
+@pytest.mark.integration
+def test_bench_quick_churn_prints_growth_per_hour() -> None:
+    """The churn soak end to end in about 20 s: every row is there and measured. Neither growth
+    nor the alerts' verdict is judged: 12 s decide neither, and bench/ does not assert times."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "churn"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("open descriptors", "of which sockets", "threads", "resident memory"):
+        assert f"| churn soak: {row} |" in done.stdout
+    assert "/h | — |" in done.stdout
+    assert "NOT MEASURED" not in done.stdout
+    assert "| churn soak: alerts |" in done.stdout

@@ -45,6 +45,10 @@ class Containers:
         )  # fmt: skip
         return name
 
+    def remove(self, name: str) -> None:
+        docker_cli("rm", "-f", name, host=self.host)
+        self.names.remove(name)
+
     def remove_all(self) -> None:
         if self.names:
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):

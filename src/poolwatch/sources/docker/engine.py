@@ -3,7 +3,8 @@
 Why threads, and why one client per thread: the docker SDK is synchronous, and its client (a
 `requests.Session` over a connection pool) is not documented as thread-safe. Each worker thread
 of a dedicated pool therefore builds its own `APIClient` on first use and only ever uses that one;
-nothing is shared between threads, so nothing needs a lock, and each client needs one connection.
+nothing is shared between threads, so nothing needs a lock, and each client holds one connection
+(`one_pool_per_engine`: the SDK alone would keep a socket per URL, so per container).
 The pool size is the concurrency bound (`docker.concurrency`); a dedicated pool (not asyncio's
 default executor) keeps a slow engine from starving the other sources' threads. Every call runs
 under the client's `timeout`.
@@ -23,6 +24,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import docker
 import docker.constants
@@ -57,7 +59,31 @@ def make_client(environment: Mapping[str, str] | None, timeout: float, version: 
         timeout=max(1, round(timeout)),
         max_pool_size=1,
     )
-    return client.api
+    api = client.api
+    one_pool_per_engine(api.get_adapter(api.base_url))
+    return api
+
+
+def one_pool_per_engine(adapter: Any) -> None:
+    """Key the SDK's connection pools by engine, not by request URL.
+
+    The SDK's unix-socket (and SSH, npipe) adapters keep one pool per full request URL, up to 25
+    per client, each holding its own idle socket: `/containers/<id>/json` and `.../stats` of
+    every new container opened a socket that stayed until 25 newer URLs pushed it out. With 8
+    worker threads that was up to 200 sockets to dockerd, growing with container churn (issue 6).
+    The pool's URL is never used to connect (the adapter knows its socket), so one key per engine
+    gives the one reused connection per client that `max_pool_size=1` intends. requests' own
+    adapter (TCP, TLS) already pools by host and has no `pools`: left alone.
+    """
+    if not hasattr(adapter, "pools"):
+        return
+    by_url = adapter.get_connection
+
+    def get_connection(url: str, proxies: Mapping[str, str] | None = None) -> Any:
+        parts = urlsplit(url)
+        return by_url(f"{parts.scheme}://{parts.netloc}", proxies)
+
+    adapter.get_connection = get_connection
 
 
 def negotiate(environment: Mapping[str, str] | None, timeout: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,8 +75,16 @@ def labels_poolwatch_reports(config: Path) -> set[str]:
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert results, done.stderr
     return {
-        "_".join([r["source"], r["instance"], r["check"], *r["labels"].values()]) for r in results
+        elasticsearch_key("_".join([r["source"], r["instance"], r["check"], *r["labels"].values()]))
+        for r in results
     }
+
+
+def elasticsearch_key(label: str) -> str:
+    """A perfdata label as Icinga's ElasticsearchWriter names its field: `.`, `\\` and spaces
+    become `_` (seen with client addresses like `127.0.0.1`); the label poolwatch sent is
+    otherwise unchanged."""
+    return re.sub(r"[.\\ ]", "_", label)
 
 
 async def test_icinga_reads_warning_then_critical_then_a_stopped_server_as_critical(

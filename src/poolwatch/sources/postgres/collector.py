@@ -113,7 +113,8 @@ def label_value(name: str) -> str:
 
 
 def _bounded(counts: Mapping[str, int]) -> dict[str, int]:
-    counts = {label_value(name): n for name, n in counts.items()}
+    """The busiest label values, the rest summed under `OTHER`; names come escaped
+    (`label_value`), so only poolwatch's own placeholders start with `(`."""
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     kept = dict(ranked[:MAX_LABEL_VALUES])
     rest = sum(n for _, n in ranked[MAX_LABEL_VALUES:])
@@ -485,7 +486,9 @@ class PostgresCollector:
             ("connections_by_application", "by_application", "application"),
             ("connections_by_client", "by_client", "client"),
         ):
-            counts = {name or UNNAMED: n for name, n in json.loads(row[column]).items()}
+            counts: Counter[str] = Counter()
+            for name, n in json.loads(row[column]).items():
+                counts[label_value(name) if name else UNNAMED] += n
             for name, count in _bounded(counts).items():
                 out.append(self._reading(check, count, "connections", limit, {label: name}))
         databases = {int(oid): n for oid, n in json.loads(row["by_database"]).items()}
@@ -505,7 +508,7 @@ class PostgresCollector:
                 poll.users = {int(oid): name for oid, name in names.items()}
             named: Counter[str] = Counter()
             for oid, count in counts.items():
-                named[names.get(str(oid), "")] += count  # "": dropped since the count
+                named[label_value(names.get(str(oid), ""))] += count  # "": dropped since
             for name, count in _bounded(named).items():
                 reading = self._reading(check, count, "connections", limit, {label: name})
                 poll.readings.append(reading)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: provisions what the tests need on a fresh Debian 12 machine (as root),
-# installs poolwatch with its test extra into .venv, then runs lint, types and every test.
-# Extra arguments go to pytest (e.g. `bash tests/run.sh -k evaluate`).
+# installs poolwatch with its test extra into .venv, then runs lint, types and every test, and
+# then the unit and source tests again on the lowest dependency versions pyproject.toml allows
+# (tests/lowest.sh). Extra arguments go to pytest (e.g. `bash tests/run.sh -k evaluate`); such a
+# focused run leaves out the lowest-versions step. Fails when either run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +23,12 @@ echo "== ruff"
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
-exec .venv/bin/pytest "$@"
+status=0
+.venv/bin/pytest "$@" || status=$?
+if [ $# -eq 0 ]; then
+    echo "== pytest on the lowest allowed dependency versions"
+    lowest=0
+    bash tests/lowest.sh || lowest=$?
+    [ "$status" -ne 0 ] || status=$lowest
+fi
+exit "$status"

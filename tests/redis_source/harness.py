@@ -96,6 +96,9 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
+        if self._probe is not None:  # its connection dies with the server; the next use reopens
+            self._probe.close()
+            self._probe = None
         if self.process is None:
             return
         self.process.terminate()
@@ -131,8 +134,6 @@ class RedisServer:
         wait_for(lambda: self.clients() == total, f"connected_clients to be {total}")
 
     def close(self) -> None:
-        if self._probe is not None:
-            self._probe.close()
         self.stop()
 
 

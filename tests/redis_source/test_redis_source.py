@@ -455,3 +455,20 @@ async def read_reply(reader: asyncio.StreamReader) -> bytes:
         parts = [await read_reply(reader) for _ in range(max(0, int(line[1:-2])))]
         return line + b"".join(parts)
     return line
+
+
+def errors_counted(server: RedisServer) -> int:
+    return int(server.probe.info("stats")["total_error_replies"])
+
+
+async def test_connecting_sends_no_client_setinfo(
+    own_redis: RedisServer, make_collector: MakeCollector, polls: MakePolls
+) -> None:
+    """Whether the installed redis-py turns CLIENT SETINFO off with `lib_name` (5.0) or with
+    `driver_info` (7.2 on), poolwatch's connection sends none: this Redis (7.0) does not know
+    the command and would count each as an error."""
+    before = errors_counted(own_redis)  # after the probe's own connect, which may send it
+    readings, _ = await polls(make_collector(own_redis.url)).poll()
+    assert readings["up"].value == 1
+    assert poolwatch_clients(own_redis)
+    assert errors_counted(own_redis) == before

@@ -6,13 +6,12 @@ polls a source, so scraping cannot slow or multiply the polls.
 Families:
 - `poolwatch_<source>_<check>{target, <reading labels>}`: every reading; `..._limit` beside it
   when the reading has a limit (connections against max_connections, say);
-- `poolwatch_alert_active{alert, severity, source, target, check}`: 1 per firing alert;
-- `poolwatch_alert_muted{alert, severity, source, target, check, muted_by}`: 1 per firing alert
-  a silence or maintenance window mutes (a series of its own, so `alert_active` keeps its
-  labels and a rule can `unless on(alert, target, check) poolwatch_alert_muted`);
-
-`target` is the event's `instance` (server, container, mount). It is not called `instance`
-because Prometheus sets that label to the scraped address, and would rename ours.
+- `poolwatch_alert_active{alert, severity, source, target, check, <reading labels>}`: 1 per
+  firing alert, one series per alert key (PostgreSQLDiskSpaceHigh for each database);
+- `poolwatch_alert_muted{alert, severity, source, target, check, muted_by, <reading labels>}`:
+  1 per firing alert a silence or maintenance window mutes (a series of its own, so
+  `alert_active` keeps its labels and a rule can `unless on(alert, target, check)
+  poolwatch_alert_muted`);
 - `poolwatch_polls_total`, `poolwatch_poll_failures_total`, `poolwatch_poll_overruns_total`,
   `poolwatch_poll_duration_seconds`, `poolwatch_last_poll_timestamp_seconds` and its
   dead-man's-switch name `poolwatch_last_successful_poll_timestamp_seconds` per source/instance;
@@ -20,6 +19,16 @@ because Prometheus sets that label to the scraped address, and would rename ours
 - `poolwatch_sink_events_lost_total{sink, reason}`: events a sink refused to store;
 - `poolwatch_sink_<name>{sink}` for what each sink reports (queue depth, oldest age, ...);
 - process metrics (`process_*`) of poolwatch itself.
+
+`target` is the event's `instance` (server, container, mount). It is not called `instance`
+because Prometheus sets that label to the scraped address, and would rename ours.
+
+A reading label keeps its name (made a valid label name) unless it would clash with a label the
+series set themselves or Prometheus attaches (`RESERVED`): then it is prefixed `label_` (a
+reading label `alert` is `label_alert` in both families, so they still join). A sample whose
+label set repeats an earlier one of its family (only possible when two reading labels differ in
+characters a label name cannot hold, `a.b` and `a-b`) is left out: one duplicate series makes
+Prometheus reject the whole scrape.
 """
 
 from __future__ import annotations
@@ -51,8 +60,39 @@ def metric_name(*parts: str) -> str:
 
 
 def label_name(name: str) -> str:
-    cleaned = _INVALID.sub("_", name)
+    cleaned = _INVALID.sub("_", name) or "_"
     return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
+
+
+RESERVED = frozenset({"alert", "severity", "source", "target", "check", "instance", "job"})
+"""Labels of poolwatch's own series, and those Prometheus attaches to every scraped sample."""
+LABEL_PREFIX = "label_"
+
+
+def series_labels(own: Mapping[str, str], reading: Mapping[str, str]) -> dict[str, str]:
+    """`own` plus a reading's labels, none of which may overwrite another: a reading label
+    named like a reserved one, a `__` one (Prometheus's), or one already taken is prefixed."""
+    labels = dict(own)
+    for key, value in sorted(reading.items()):
+        name = label_name(key)
+        while name in labels or name in RESERVED or name.startswith("__"):
+            name = LABEL_PREFIX + name
+        labels[name] = value
+    return labels
+
+
+def gauge(name: str, help_text: str, samples: Sequence[tuple[Mapping[str, str], float]]) -> Metric:
+    """One gauge family over samples whose label names may differ (a missing one is empty, as
+    Prometheus reads it); a repeated label set is left out, so the family has no duplicate."""
+    names = sorted({key for labels, _ in samples for key in labels})
+    family = GaugeMetricFamily(name, help_text, labels=names)
+    seen: set[tuple[str, ...]] = set()
+    for labels, value in samples:
+        row = tuple(labels.get(key, "") for key in names)
+        if row not in seen:
+            seen.add(row)
+            family.add_metric(list(row), value)
+    return family
 
 
 PER_COLLECTOR: tuple[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str, str], ...] = (
@@ -111,39 +151,57 @@ class RunnerCollector(Collector):
         helps: dict[str, str] = {}
         for reading in self._view.latest_readings():
             name = metric_name(reading.source, reading.check)
-            labels = {"target": reading.instance}
-            labels.update((label_name(k), v) for k, v in reading.labels.items())
+            labels = series_labels({"target": reading.instance}, reading.labels)
             rows.setdefault(name, []).append((labels, reading.value))
             helps[name] = f"{reading.source} {reading.check} ({reading.unit})"
             if reading.limit is not None:
                 rows.setdefault(f"{name}_limit", []).append((labels, reading.limit))
                 helps[f"{name}_limit"] = f"the limit {reading.check} is measured against"
         for name, samples in sorted(rows.items()):
-            names = sorted({key for labels, _ in samples for key in labels})
-            family = GaugeMetricFamily(name, helps[name], labels=names)
-            for labels, value in samples:
-                family.add_metric([labels.get(key, "") for key in names], value)
-            yield family
+            yield gauge(name, helps[name], samples)
 
     def _alerts(self) -> Metric:
-        family = GaugeMetricFamily(
-            "poolwatch_alert_active",
-            "1 for every alert that is firing",
-            labels=["alert", "severity", "source", "target", "check"],
-        )
-        for key, severity, alert in self._view.firing():
-            family.add_metric([alert, severity.label, key.source, key.instance, key.check], 1)
-        return family
+        samples = [
+            (
+                series_labels(
+                    {
+                        "alert": alert,
+                        "severity": severity.label,
+                        "source": key.source,
+                        "target": key.instance,
+                        "check": key.check,
+                    },
+                    dict(key.labels),
+                ),
+                1.0,
+            )
+            for key, severity, alert in self._view.firing()
+        ]
+        return gauge("poolwatch_alert_active", "1 for every alert that is firing", samples)
 
     def _muted_alerts(self, muted: Muted) -> Metric:
-        family = GaugeMetricFamily(
+        samples = [
+            (
+                series_labels(
+                    {
+                        "alert": alert,
+                        "severity": severity.label,
+                        "source": key.source,
+                        "target": key.instance,
+                        "check": key.check,
+                        "muted_by": by,
+                    },
+                    dict(key.labels),
+                ),
+                1.0,
+            )
+            for (key, severity, alert), by in muted()
+        ]
+        return gauge(
             "poolwatch_alert_muted",
             "1 for every firing alert a silence or maintenance window mutes",
-            labels=["alert", "severity", "source", "target", "check", "muted_by"],
+            samples,
         )
-        for (key, severity, alert), by in muted():
-            family.add_metric([alert, severity.label, key.source, key.instance, key.check, by], 1)
-        return family
 
     def _health(self) -> Iterable[Metric]:
         stats = self._view.stats()

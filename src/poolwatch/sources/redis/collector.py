@@ -14,12 +14,13 @@ says what each reading means; a test checks the two agree).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, cast
 
-from redis.asyncio.connection import Connection, parse_url
+from redis.asyncio.connection import AbstractConnection, Connection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
@@ -51,6 +52,15 @@ RECONNECT_INITIAL, RECONNECT_MAX = 1.0, 30.0
 
 # --- the connection -----------------------------------------------------------------------------
 
+NO_SETINFO: dict[str, None] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters
+    else {"lib_name": None, "lib_version": None}
+)
+"""Connection arguments that turn off CLIENT SETINFO: one round trip less, nothing to fail on old
+servers. redis-py 7.2 added `driver_info` and deprecated `lib_name`/`lib_version` (5.0-7.1 know
+only those), so the installed redis-py's signature decides, once, at import."""
+
 
 class _Wire(Protocol):
     """The part of redis-py's single `Connection` poolwatch uses (typed here; redis-py is not)."""
@@ -79,7 +89,7 @@ def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any
     options.setdefault("protocol", 2)
     options.update(
         client_name=CLIENT_NAME,
-        driver_info=None,  # no CLIENT SETINFO: one round trip less, nothing to fail on old servers
+        **NO_SETINFO,
         decode_responses=True,
         socket_timeout=io_timeout,
         socket_connect_timeout=io_timeout,

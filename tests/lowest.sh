@@ -2,7 +2,8 @@
 # The oldest versions pyproject.toml allows must work, not only the newest: installs every
 # `[project] dependencies` entry at its lower bound (uv's lowest-direct resolution; their own
 # dependencies at the newest they allow) into .venv-lowest, checks that each really is at its
-# bound, then runs the unit tests and the PostgreSQL, Redis and Docker source tests against them.
+# bound, then runs the unit tests and the PostgreSQL, Redis, Docker and PgBouncer source tests
+# against them.
 # Wheels only: a release with no wheel for this Python needs a compiler to install, so it is no
 # sensible minimum. The test extra installs at its usual versions (only the runtime is proven).
 # tests/run.sh runs this after the main pytest run; it expects the servers it provisions.
@@ -54,4 +55,5 @@ group -m "not integration"
 group tests/postgres
 group tests/redis_source
 group tests/docker_source
+group tests/pgbouncer_source
 exit "$status"

@@ -161,42 +161,11 @@ class RunnerCollector(Collector):
             yield gauge(name, helps[name], samples)
 
     def _alerts(self) -> Metric:
-        samples = [
-            (
-                series_labels(
-                    {
-                        "alert": alert,
-                        "severity": severity.label,
-                        "source": key.source,
-                        "target": key.instance,
-                        "check": key.check,
-                    },
-                    dict(key.labels),
-                ),
-                1.0,
-            )
-            for key, severity, alert in self._view.firing()
-        ]
+        samples = [(alert_labels(firing), 1.0) for firing in self._view.firing()]
         return gauge("poolwatch_alert_active", "1 for every alert that is firing", samples)
 
     def _muted_alerts(self, muted: Muted) -> Metric:
-        samples = [
-            (
-                series_labels(
-                    {
-                        "alert": alert,
-                        "severity": severity.label,
-                        "source": key.source,
-                        "target": key.instance,
-                        "check": key.check,
-                        "muted_by": by,
-                    },
-                    dict(key.labels),
-                ),
-                1.0,
-            )
-            for (key, severity, alert), by in muted()
-        ]
+        samples = [(alert_labels(firing, muted_by=by), 1.0) for firing, by in muted()]
         return gauge(
             "poolwatch_alert_muted",
             "1 for every firing alert a silence or maintenance window mutes",
@@ -247,3 +216,12 @@ def registry_for(
     registry.register(RunnerCollector(view, sinks, muted))
     ProcessCollector(registry=registry)
     return registry
+
+
+def alert_labels(firing: Firing, **extra: str) -> dict[str, str]:
+    """One firing alert's series labels: its name and key, then the key's own labels (one
+    series per alert key)."""
+    key, severity, alert = firing
+    own = {"alert": alert, "severity": severity.label, "source": key.source}
+    own.update(target=key.instance, check=key.check, **extra)
+    return series_labels(own, dict(key.labels))

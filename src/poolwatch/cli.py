@@ -13,7 +13,7 @@ from typing import NoReturn, TextIO
 import yaml
 
 from poolwatch import __version__
-from poolwatch.config.load import ConfigError, load
+from poolwatch.config.load import ConfigError, load, source_sections
 from poolwatch.config.model import Config
 from poolwatch.config.secrets import redacted
 from poolwatch.runtime import heartbeat
@@ -36,7 +36,7 @@ examples:
   poolwatch --config /etc/poolwatch.yaml run the daemon; stop it with SIGTERM or Ctrl-C
   poolwatch --check-config               validate and print the effective config, secrets hidden
   poolwatch --healthcheck                is the daemon itself alive? (Docker HEALTHCHECK)
-  poolwatch silence add --match alert=PostgreSQLConnectionPoolHigh --match instance=main \
+  poolwatch silence add --match alert=PostgreSQLConnectionPoolHigh --match instance=main \\
       --for 2h --comment reindex          mute matching alerts; prints the silence's id
   poolwatch silence list | expire ID     (see poolwatch silence --help)
 
@@ -115,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SOURCE[:INSTANCE]",
-        help="with --once: check only this source (postgres, redis, host, docker), or one of "
+        help=f"with --once: check only this source ({', '.join(source_sections())}), or one of "
         "its instances; repeatable. Nothing else is polled",
     )
     p.add_argument(

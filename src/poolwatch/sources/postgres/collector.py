@@ -45,7 +45,7 @@ from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.postgres import queries
-from poolwatch.sources.postgres.dsn import DsnError, libpq_uri
+from poolwatch.sources.postgres.dsn import libpq_uri
 from poolwatch.sources.postgres.holders import holders_context
 from poolwatch.sources.postgres.queries import Detail
 from poolwatch.sources.postgres.settings import PostgresTarget
@@ -169,12 +169,7 @@ class PostgresCollector:
         self.limit_override = target.max_connections
         self.include_query_text = target.include_query_text
         self.last_poll_partial = False
-        self._dsn: str | None = None
-        self._dsn_error: str | None = None
-        try:
-            self._dsn = libpq_uri(target.dsn)
-        except DsnError as exc:  # refused at load; kept for a target built by hand
-            self._dsn_error = f"invalid DSN: {exc}"
+        self._dsn = libpq_uri(target.dsn)  # checked at load (`PostgresTarget`)
         self._password = target.password.get_secret_value() if target.password else None
         self._clock = clock
         self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
@@ -377,8 +372,6 @@ class PostgresCollector:
         return isinstance(exc, connection_errors) or state.startswith(("08", "57P"))
 
     async def _connect(self) -> Any:
-        if self._dsn_error:
-            raise SourceError(self._dsn_error)
         wait = self._retry_at - self._clock()
         if wait > 0:
             if self._saturated:

@@ -147,15 +147,9 @@ class RedisCollector:
         self._clock = clock
         self._log = get_logger()
         # a lost connection is followed by a reconnect in the same poll: each gets half the time
-        io_timeout = target.timeout / 2
-        self._invalid: str | None = None
-        try:
-            self._class, self._options = connection_options(target, io_timeout)
-            self.where = address(self._options)
-            self._class(**self._options)  # a URL option redis-py does not know fails here, once
-        except (ValueError, TypeError) as exc:
-            self._class, self._options, self.where = Connection, {}, redact.url(target.url)
-            self._invalid = f"invalid Redis URL {self.where}: {one_line(exc)}"
+        # the URL and its options were checked at load (`RedisTarget`, with `check_options`)
+        self._class, self._options = connection_options(target, target.timeout / 2)
+        self.where = address(self._options)
         self._conn: _Wire | None = None
         self._retimed = False
         self._config_get = True
@@ -174,8 +168,6 @@ class RedisCollector:
     # --- the poll ---
 
     async def collect(self) -> Sequence[Reading]:
-        if self._invalid:
-            raise SourceError(self._invalid)
         if self._retimed:
             self._retimed = False
             await self._drop()
@@ -204,7 +196,7 @@ class RedisCollector:
         """New rules, interval and timeout; a changed timeout reaches the socket timeouts by a
         reconnect at the next poll (redis-py fixes them per connection)."""
         self.rules, self.interval = target.rules, target.interval
-        if target.timeout != self.timeout and not self._invalid:
+        if target.timeout != self.timeout:
             self.timeout = target.timeout
             self._class, self._options = connection_options(target, target.timeout / 2)
             self._retimed = True

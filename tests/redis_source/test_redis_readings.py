@@ -19,6 +19,7 @@ from poolwatch.sources.redis.info import (
     Sample,
     parse_info,
     resolve_maxclients,
+    server_maxclients,
 )
 from poolwatch.sources.redis.settings import RedisTarget
 
@@ -111,10 +112,20 @@ def test_restart_counts_from_zero() -> None:
 
 def test_maxclients_from_info_then_config_get_then_configured() -> None:
     with_info = {"maxclients": "1000"}
-    assert resolve_maxclients(with_info, 50.0, 20) == 1000.0
-    assert resolve_maxclients({}, 50.0, 20) == 50.0
+    assert resolve_maxclients(with_info, 50.0, None) == 1000.0
+    assert resolve_maxclients({}, 50.0, None) == 50.0
     assert resolve_maxclients({}, None, 20) == 20.0
     assert resolve_maxclients({}, None, None) is None
+
+
+def test_a_configured_limit_is_a_budget_below_the_servers_never_above() -> None:
+    with_info = {"maxclients": "1000"}
+    assert resolve_maxclients(with_info, None, 200) == 200.0
+    assert resolve_maxclients(with_info, None, 5000) == 1000.0  # the server refuses at 1000
+    assert resolve_maxclients({}, 50.0, 20) == 20.0
+    assert server_maxclients(with_info, None) == 1000.0
+    assert server_maxclients({}, 50.0) == 50.0
+    assert server_maxclients({}, None) is None
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:

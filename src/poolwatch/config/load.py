@@ -338,6 +338,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise ConfigError(f"config error: {_describe(first, origins)}{suffix}") from None
     config._notes = tuple(notes)
+    config._file = str(path) if path is not None else None
+    config._file_said = user
+    config._env_said = origins
     variables = sorted(set(origins.values()))
     config._origin = (
         " and ".join(

@@ -87,6 +87,10 @@ def render(results: Sequence[Result]) -> str:
     head = f"POOLWATCH {status_name(status_of(results))} - {summary(results)}"
     bad = ranked(results)
     long_lines = [f"{r.severity.label.upper()}: {one_line(r.message)}" for r in bad]
+    # a threshold that can never fire is worth a line even while everything reads OK
+    long_lines += [
+        f"NOTE: {one_line(n)}" for n in dict.fromkeys(n for r in results for n in r.notes)
+    ]
     # perfdata of what is wrong first, so that it is what survives the limit
     ordered = bad + [r for r in results if r.severity == Severity.OK]
     items = [p.render() for r in ordered if (p := perfdata_for(r)) is not None]

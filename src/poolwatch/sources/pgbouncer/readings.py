@@ -4,6 +4,7 @@ from poolwatch.core.model import UP_CHECK
 
 CHECKS = (
     UP_CHECK,
+    "pool_exhausted",
     "client_connections",
     "clients_waiting",
     "max_wait_seconds",
@@ -15,6 +16,7 @@ CHECKS = (
 
 UNITS = {
     UP_CHECK: "bool",
+    "pool_exhausted": "bool",
     "client_connections": "connections",
     "clients_waiting": "connections",
     "max_wait_seconds": "seconds",

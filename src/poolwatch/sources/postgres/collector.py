@@ -40,6 +40,7 @@ import asyncpg
 from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.evaluate import concerning, rule_for
+from poolwatch.core.limits import LimitNote, effective_limit, limit_above_server
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
@@ -148,6 +149,8 @@ class _Poll:
     """The new deadlock baseline, kept only if the poll as a whole succeeds."""
     users: dict[int, str] = field(default_factory=dict)
     """Role names by oid, from the NAMES read (empty when it failed)."""
+    exhausted: str | None = None
+    """Why no slot is left for an ordinary role (the count reached the server's limit)."""
 
 
 class PostgresCollector:
@@ -185,6 +188,8 @@ class PostgresCollector:
         self._saturated = False
         self._failure = ""
         self._limit: float | None = None
+        self.limit_notes: list[LimitNote] = []
+        """Configured limits the server's own undercuts (`max_connections` above it)."""
         self._deadlocks: Counters | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
 
@@ -291,10 +296,14 @@ class PostgresCollector:
 
     def _finish(self, poll: _Poll) -> _Poll:
         message = f"partial poll, not read: {'; '.join(poll.unread)}" if poll.unread else None
-        poll.readings[:0] = [
-            self._reading(UP_CHECK, 1, "bool", message=message),
-            self._reading(EXHAUSTED_CHECK, 0, "bool"),  # connected: a refusal is over
-        ]
+        connections = next((r for r in poll.readings if r.check == "connections"), None)
+        exhausted = self._reading(EXHAUSTED_CHECK, 0, "bool")  # connected: a refusal is over
+        if poll.exhausted is not None:
+            # full while poolwatch is connected: the same alert a refused reconnect raises,
+            # for as long as the pool stays full, with the holders the count read
+            context = connections.context if connections is not None else None
+            exhausted = replace(exhausted, value=1, message=poll.exhausted, context=context)
+        poll.readings[:0] = [self._reading(UP_CHECK, 1, "bool", message=message), exhausted]
         return poll
 
     async def _query(self, conn: Any, sql: str, *args: Any) -> Any:
@@ -329,7 +338,7 @@ class PostgresCollector:
         reading then says why in its message, and the poll is not partial."""
         index = next(i for i, r in enumerate(poll.readings) if r.check == "connections")
         reading = poll.readings[index]
-        if not concerning(reading, rule_for(self.rules, reading)):
+        if poll.exhausted is None and not concerning(reading, rule_for(self.rules, reading)):
             return
         if asyncio.get_running_loop().time() + self._statement_timeout > deadline:
             why = "no time left in this poll"
@@ -451,12 +460,23 @@ class PostgresCollector:
 
     @property
     def _pool_limit(self) -> float | None:
-        return float(self.limit_override) if self.limit_override else self._limit
+        """The server's usable limit, or a smaller configured one; never a larger one."""
+        return effective_limit(self.limit_override, self._limit)
 
     def _counts(self, row: Any, poll: _Poll) -> tuple[dict[int, int], dict[int, int]]:
         """The lock-free readings; returns the counts per database oid and per role oid."""
         usable = row["max_connections"] - row["superuser_reserved"] - row["reserved"]
         self._limit = float(max(1, usable))
+        self.limit_notes = limit_above_server(
+            SOURCE,
+            self.instance,
+            "connections",
+            "max_connections",
+            self.limit_override,
+            self._limit,
+        )
+        if row["connections"] >= self._limit:
+            poll.exhausted = full_message(row)
         limit = self._pool_limit
         out = poll.readings
         out.append(self._reading("connections", row["connections"], "connections", limit))
@@ -535,6 +555,17 @@ class _LostError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def full_message(row: Any) -> str:
+    """Why no ordinary role can log in, in the server's own numbers."""
+    reserved = row["superuser_reserved"] + row["reserved"]
+    usable = row["max_connections"] - reserved
+    return (
+        f"no slot left for an ordinary role: {row['connections']} client connections of "
+        f"{usable} usable (max_connections {row['max_connections']}, {reserved} reserved); "
+        "new logins get 'remaining connection slots are reserved'"
+    )
 
 
 def _milliseconds(seconds: float) -> str:

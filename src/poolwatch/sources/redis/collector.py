@@ -28,6 +28,7 @@ from poolwatch.config.rules import Rules
 from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.evaluate import concerning, rule_for
+from poolwatch.core.limits import LimitNote, limit_above_server
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
@@ -40,6 +41,7 @@ from poolwatch.sources.redis.info import (
     Sample,
     parse_info,
     resolve_maxclients,
+    server_maxclients,
 )
 from poolwatch.sources.redis.settings import RedisTarget
 
@@ -157,7 +159,8 @@ class RedisCollector:
         self._client_list = True
         """False once the ACL refused CLIENT LIST (logged once): no holders from then on."""
         self._before: Sample | None = None
-        self._maxclients: float | None = None
+        self.limit_notes: list[LimitNote] = []
+        """Configured limits the server's own undercuts (`max_clients` above `maxclients`)."""
         self._failures = 0
         self._retry_at = 0.0
         self._last_failure = ""
@@ -178,16 +181,26 @@ class RedisCollector:
             self.last_poll_partial = True
             return self._saturated_readings(refused_now=exc.refused_now)
         from_config = None if "maxclients" in info else await self.maxclients_from_config()
-        maxclients = resolve_maxclients(info, from_config, self.configured_maxclients)
-        self._maxclients = maxclients or self._maxclients
-        now = Sample(info, maxclients)
-        readings = [self._reading(UP_CHECK, 1, None), self._reading(EXHAUSTED_CHECK, 0, None)]
+        server = server_maxclients(info, from_config)
+        configured = self.configured_maxclients
+        if server is not None:
+            self.limit_notes = limit_above_server(
+                SOURCE, self.instance, CLIENTS_CHECK, "max_clients", configured, server
+            )
+        now = Sample(info, resolve_maxclients(info, from_config, configured))
+        readings = [self._reading(UP_CHECK, 1, None)]
         for spec in READINGS:
             measured = spec.measure(now, self._before)
             if measured is not None:
                 readings.append(self._reading(spec.check, *measured))
         self._before = now
-        return [await self._with_holders(r) if r.check == CLIENTS_CHECK else r for r in readings]
+        clients = next((r for r in readings if r.check == CLIENTS_CHECK), None)
+        full = clients is not None and server is not None and clients.value >= server
+        if clients is not None:
+            clients = await self._with_holders(clients, full=full)
+        readings = [clients if r.check == CLIENTS_CHECK and clients else r for r in readings]
+        readings.insert(1, self._exhausted(clients, server) if full else self._idle_exhausted())
+        return readings
 
     async def close(self) -> None:
         await self._drop()
@@ -206,6 +219,20 @@ class RedisCollector:
     ) -> Reading:
         return Reading(SOURCE, self.instance, check, value, UNITS[check], limit, message=message)
 
+    def _idle_exhausted(self) -> Reading:
+        return self._reading(EXHAUSTED_CHECK, 0, None)  # connected, and a slot is free
+
+    def _exhausted(self, clients: Reading | None, server: float | None) -> Reading:
+        """Every slot taken while poolwatch is connected: the same alert a refused reconnect
+        raises, for as long as the server stays full, with the holders of the slots."""
+        count = f"{clients.value:.0f}" if clients is not None else "?"
+        message = (
+            f"every client slot is taken: {count} clients of maxclients {server:.0f}; "
+            "new clients get 'max number of clients reached'"
+        )
+        context = clients.context if clients is not None else None
+        return replace(self._reading(EXHAUSTED_CHECK, 1, None, message), context=context)
+
     def _saturated_readings(self, *, refused_now: bool) -> list[Reading]:
         """Server full and our own connection gone: it is up and refusing clients. No count is
         reported (the server gave none in this poll: an old limit would be invented); the
@@ -221,10 +248,13 @@ class RedisCollector:
             )
         return readings
 
-    async def _with_holders(self, reading: Reading) -> Reading:
+    async def _with_holders(self, reading: Reading, *, full: bool) -> Reading:
         """`connected_clients` with who holds the slots, read only while its rule is at or above
-        warning (CLIENT LIST is O(clients)). No answer costs the context, never the count."""
-        if not self._client_list or not concerning(reading, rule_for(self.rules, reading)):
+        warning or the server is full (CLIENT LIST is O(clients)). No answer costs the context,
+        never the count."""
+        if not self._client_list:
+            return reading
+        if not full and not concerning(reading, rule_for(self.rules, reading)):
             return reading
         try:
             listing = await self._command("CLIENT", "LIST")

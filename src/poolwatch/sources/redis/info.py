@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from poolwatch.core.limits import effective_limit
 from poolwatch.core.model import UP_CHECK
 
 Info = Mapping[str, str]
@@ -143,7 +144,8 @@ class DeltaShare:
 Spec = Gauge | Clients | Delta | Share | DeltaShare
 
 EXHAUSTED_CHECK = "pool_exhausted"
-"""1 while Redis refuses poolwatch's own (re)connect for `maxclients`; 0 once connected."""
+"""1 while every client slot is taken: the count reached the server's `maxclients`, or Redis
+refused poolwatch's own (re)connect for it."""
 
 READINGS: tuple[Spec, ...] = (
     Clients("connected_clients"),
@@ -157,14 +159,21 @@ CHECKS = (UP_CHECK, EXHAUSTED_CHECK, *(spec.check for spec in READINGS))
 UNITS = {UP_CHECK: "bool", EXHAUSTED_CHECK: "bool", **{spec.check: spec.unit for spec in READINGS}}
 
 
-def resolve_maxclients(
-    info: Info, from_config_get: float | None, configured: int | None
-) -> float | None:
-    """The client limit: INFO (Redis ≥ 6.2), else CONFIG GET, else what the operator configured."""
-    for candidate in (number(info, "maxclients"), from_config_get, configured):
+def server_maxclients(info: Info, from_config_get: float | None) -> float | None:
+    """The client limit the server enforces: INFO (Redis 6.2 and later), else CONFIG GET."""
+    for candidate in (number(info, "maxclients"), from_config_get):
         if candidate:
             return float(candidate)
     return None
+
+
+def resolve_maxclients(
+    info: Info, from_config_get: float | None, configured: int | None
+) -> float | None:
+    """The limit readings are judged against: the server's own, or a smaller configured one;
+    the configured one alone when the server says nothing (managed Redis, CONFIG disabled)."""
+    server = server_maxclients(info, from_config_get)
+    return effective_limit(None if configured is None else float(configured), server)
 
 
 BOUNDED_PERCENT = frozenset({"memory_percent", "keyspace_hit_rate_percent"})

@@ -122,14 +122,14 @@ async def test_thresholds_that_cannot_fire_are_said_in_the_log_once_and_metrics(
     results = {r["check"]: r for r in map(json.loads, checked.stdout.splitlines())}
     notes = results["connections"]["notes"]
     assert len(notes) == 3
-    for key, variable, value in (
-        ("rules.connections.warning", "POSTGRES_CONN_WARNING", "150"),
-        ("rules.connections.critical", "POSTGRES_CONN_CRITICAL", "180"),
-        ("max_connections", "POSTGRES_CONN_MAX", "300"),
+    for key, variable, value, limit in (
+        ("rules.connections.warning", "POSTGRES_CONN_WARNING", "150", USABLE),
+        ("rules.connections.critical", "POSTGRES_CONN_CRITICAL", "180", USABLE),
+        ("max_connections", "POSTGRES_CONN_MAX", "300", 100),  # the server's max_connections
     ):
         (note,) = [n for n in notes if f"postgres.{key} {value} " in n]
         assert f"(from environment {variable})" in note
-        assert f"limit {USABLE}" in note
+        assert f"server's own limit {limit}" in note
     assert results["connections"]["limit"] == USABLE  # never the larger configured 300
     table = once(env, "table")
     assert table.stdout.count("    note: ") == 3
@@ -150,7 +150,7 @@ async def test_thresholds_that_cannot_fire_are_said_in_the_log_once_and_metrics(
             "postgres.rules.connections.critical",
             "postgres.rules.connections.warning",
         ]
-        assert {line["server_limit"] for line in said} == {USABLE}
+        assert {line["server_limit"] for line in said} == {USABLE, 100}
         assert {line["log_level"] for line in said} == {"warning"}
         with capture_logs() as second:
             await runner.handle(collector, await runner.poll(collector))
@@ -163,7 +163,7 @@ async def test_thresholds_that_cannot_fire_are_said_in_the_log_once_and_metrics(
         ) in exposition
         assert (
             'poolwatch_setting_unreachable_limit{check="connections",'
-            'setting="max_connections",source="postgres",target="main"} 97.0'
+            'setting="max_connections",source="postgres",target="main"} 100.0'
         ) in exposition
     finally:
         await collector.close()
@@ -184,5 +184,24 @@ async def test_a_percentage_default_follows_the_servers_own_limit(
         assert rule.warning is not None
         assert rule.critical is not None
         assert (rule.warning.resolve(USABLE), rule.critical.resolve(USABLE)) == (72.75, 87.3)
+    finally:
+        await collector.close()
+
+
+async def test_the_seeds_conn_max_naming_the_servers_max_connections_is_not_noise(
+    pg: PgServer,
+) -> None:
+    """The seed's `POSTGRES_CONN_MAX=200` beside `max_connections = 200`: it names the server's
+    setting, so nothing is said, and fullness is judged against the 197 usable slots."""
+    env = {"POOLWATCH_POSTGRES_DSN": pg.dsn(), "POSTGRES_CONN_MAX": "200"}
+    config = load_config(env=env)
+    collector = PostgresCollector(config.postgres.targets[0])
+    runner = Runner([collector], [], Evaluator("test"), limits=LimitWatch(config.origin_of))
+    try:
+        readings = await runner.poll(collector)
+        await runner.handle(collector, readings)
+        assert runner.limits.notes() == []
+        (connections,) = [r for r in readings if r.check == "connections"]
+        assert connections.limit == 197
     finally:
         await collector.close()

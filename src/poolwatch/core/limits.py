@@ -52,8 +52,8 @@ class LimitNote:
         where = f"{self.source}.{self.setting} {shown} (from {origin})"
         if not self.threshold:
             return (
-                f"{title} {self.instance}: {where} is above the server's own limit {limit}; "
-                f"fullness and percentages are judged against {limit}"
+                f"{title} {self.instance}: {where} is above the server's own limit {limit}, "
+                "which fullness and percentages are judged against instead"
             )
         return (
             f"{title} {self.instance}: {where} can never fire before the pool is full, at the "

@@ -467,13 +467,15 @@ class PostgresCollector:
         """The lock-free readings; returns the counts per database oid and per role oid."""
         usable = row["max_connections"] - row["superuser_reserved"] - row["reserved"]
         self._limit = float(max(1, usable))
+        # the seed's POSTGRES_CONN_MAX=200 names the server's max_connections (200, of which
+        # 197 are usable): said only when it is above even that
         self.limit_notes = limit_above_server(
             SOURCE,
             self.instance,
             "connections",
             "max_connections",
             self.limit_override,
-            self._limit,
+            row["max_connections"],
         )
         if row["connections"] >= self._limit:
             poll.exhausted = full_message(row)

@@ -18,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from poolwatch.sources.postgres.queries import raw_text
+
 TOP_HOLDERS = 5
 TOP_BLOCKERS = 3
 QUERY_CHARS = 200
@@ -76,7 +78,7 @@ def _holders(
         transaction = float(row["transaction"] or -1.0)
         if with_query and transaction >= newest_query.get(key, -2.0):
             newest_query[key] = transaction  # the query of the group's oldest transaction
-            holder["query"] = scrub(row["query"])
+            holder["query"] = scrub(raw_text(row["query"]))
     ranked = sorted(
         merged.values(),
         key=lambda h: (-h["count"], h["application"], h["user"] or "", h["client"]),
@@ -132,7 +134,7 @@ def _blockers(
             "blocking": blocking,
         }
         if with_query:
-            blocker["query"] = scrub(session.get("query"))
+            blocker["query"] = scrub(raw_text(session.get("query")))
         found.append(blocker)
     return found
 

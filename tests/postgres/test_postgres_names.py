@@ -65,7 +65,7 @@ def bad_names(pg_private: PgServer) -> Iterator[BadNames]:
     run_sql(
         pg,
         "latin",
-        b'CREATE DATABASE "' + BAD_DATABASE + b'" ENCODING \'SQL_ASCII\' LC_COLLATE \'C\''
+        b'CREATE DATABASE "' + BAD_DATABASE + b"\" ENCODING 'SQL_ASCII' LC_COLLATE 'C'"
         b" LC_CTYPE 'C' TEMPLATE template0;"
         b'CREATE ROLE "' + BAD_ROLE + b'" LOGIN;',
     )
@@ -75,9 +75,7 @@ def bad_names(pg_private: PgServer) -> Iterator[BadNames]:
     session = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         asyncio.run(_wait_for_session(pg, session))
-        yield BadNames(
-            BAD_DATABASE.decode("utf-8", "replace"), BAD_ROLE.decode("utf-8", "replace")
-        )
+        yield BadNames(BAD_DATABASE.decode("utf-8", "replace"), BAD_ROLE.decode("utf-8", "replace"))
     finally:
         session.kill()
         session.communicate(timeout=30)

@@ -31,7 +31,7 @@ from poolwatch.core.model import Reading
 from poolwatch.core.text import printable
 from poolwatch.runtime.formats.checkmk import write_checkmk
 from poolwatch.runtime.formats.nagios import ranked, render, status_name, status_of
-from poolwatch.runtime.formats.perfdata import perfdata_for
+from poolwatch.runtime.formats.perfdata import label_for, perfdata_for
 from poolwatch.runtime.once import (
     Result,
     context_lines,
@@ -42,9 +42,10 @@ from poolwatch.runtime.once import (
 )
 from poolwatch.silences.commands import show
 from poolwatch.silences.store import SilenceStore
+from poolwatch.sinks.webhook.sink import encode
 from poolwatch.sources.docker.collector import HEALTH_OUTPUT_CHARS
 from poolwatch.sources.postgres.holders import holders_context
-from tests.plugin_syntax import parse_checkmk, parse_plugin_output
+from tests.plugin_syntax import parse_checkmk, parse_perfdata, parse_plugin_output
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
 
@@ -81,7 +82,11 @@ FORGERIES = [
     '"\n0 "poolwatch postgres fake" - all fine',
 ]
 
-pieces = st.one_of(st.sampled_from(FORGERIES), st.text(max_size=6))
+pieces = st.one_of(
+    st.sampled_from(FORGERIES),
+    st.text(max_size=6),
+    st.binary(max_size=6).map(lambda raw: raw.decode("utf-8", "replace")),  # as sources decode
+)
 short_names = st.lists(pieces, max_size=6).map("".join)
 long_names = (
     st.lists(pieces, min_size=1, max_size=4)
@@ -233,6 +238,19 @@ def test_nagios_output_has_one_line_per_result_not_ok_and_one_item_per_value(
 
 @hostile
 @given(readings())
+def test_each_perfdata_item_is_one_item_with_its_value(found: list[Reading]) -> None:
+    for result in results_of(found):
+        item = perfdata_for(result)
+        if item is None:
+            continue
+        text = item.render()
+        assert CONTROL.search(text) is None
+        (parsed,) = parse_perfdata(text).values()
+        assert (parsed.label, parsed.value) == (label_for(result), result.reading.value)
+
+
+@hostile
+@given(readings())
 def test_checkmk_output_has_one_service_per_instance_and_one_metric_per_value(
     found: list[Reading],
 ) -> None:
@@ -332,6 +350,7 @@ def test_every_event_from_hostile_names_is_valid_and_gives_them_back(
         back = json.loads(line)
         event_validator.validate(back)
         assert (back["instance"], back["labels"]) == (event.instance, dict(event.labels))
+        assert json.loads(encode(event)) == back  # the webhook's body: UTF-8 bytes
 
 
 def _no_surrogates(reading: Reading) -> Reading:

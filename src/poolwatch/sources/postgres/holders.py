@@ -8,7 +8,7 @@
   session at the head of a lock queue is the one to look at, not the waiter in front of you.
 - Query text appears only when the operator asked (`include_query_text`), cut to 200 characters
   with its values masked by PostgreSQL's own scanner (querytext.py: a query's values may hold
-  personal data), decoded on its own with replacement (queries.RAW).
+  personal data), decoded on its own with replacement (queries.raw_text).
 """
 
 from __future__ import annotations

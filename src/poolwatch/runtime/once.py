@@ -19,6 +19,7 @@ from poolwatch.core.evaluate import judge, rule_for, threshold_for
 from poolwatch.core.matchers import alert_fields
 from poolwatch.core.model import Reading, Severity
 from poolwatch.core.mute import Mute
+from poolwatch.core.text import printable
 from poolwatch.runtime.limits import notes_for
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.sources import Collector
@@ -164,21 +165,22 @@ _COLOURS = {Severity.OK: "\033[32m", Severity.WARNING: "\033[33m", Severity.CRIT
 
 
 def write_table(results: Sequence[Result], out: TextIO, *, colour: bool) -> None:
-    rows = [("SEVERITY", "SOURCE", "INSTANCE", "CHECK", "VALUE", "MESSAGE")]
+    """One row per result, its context lines under it. Every cell and context line goes through
+    `printable`: a name's line break would forge a row, its ESC sequence rewrite the terminal."""
+    rows: list[tuple[str, ...]] = [("SEVERITY", "SOURCE", "INSTANCE", "CHECK", "VALUE", "MESSAGE")]
     for r in results:
         value = number(r.reading.value, r.reading.unit)
         if r.reading.limit is not None and r.reading.unit != "percent":
             value += f"/{r.reading.limit:g}"
-        rows.append(
-            (
-                r.severity.label.upper() + (" (muted)" if r.muted_by else ""),
-                r.reading.source,
-                r.reading.instance,
-                r.reading.check,
-                value,
-                r.message,
-            )
+        fields = (
+            r.severity.label.upper() + (" (muted)" if r.muted_by else ""),
+            r.reading.source,
+            r.reading.instance,
+            r.reading.check,
+            value,
+            r.message,
         )
+        rows.append(tuple(printable(field) for field in fields))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for index, row in enumerate(rows):
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:5])]
@@ -188,9 +190,9 @@ def write_table(results: Sequence[Result], out: TextIO, *, colour: bool) -> None
         out.write("  ".join([*cells, row[5]]).rstrip() + "\n")
         if index:
             for line in context_lines(results[index - 1].context):
-                out.write(f"    {line}\n")
+                out.write(f"    {printable(line)}\n")
             for note in results[index - 1].notes:
-                out.write(f"    note: {note}\n")
+                out.write(f"    note: {printable(note)}\n")
     muted = sum(1 for r in results if r.muted_by)
     note = f" ({muted} muted, not counted)" if muted else ""
     out.write(f"\nworst: {worst([r.unmuted() for r in results]).label.upper()}{note}\n")

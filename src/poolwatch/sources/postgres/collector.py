@@ -48,7 +48,7 @@ from poolwatch.sources import SourceError
 from poolwatch.sources.postgres import queries
 from poolwatch.sources.postgres.dsn import libpq_uri
 from poolwatch.sources.postgres.holders import holders_context
-from poolwatch.sources.postgres.queries import Detail
+from poolwatch.sources.postgres.queries import Detail, raw_text
 from poolwatch.sources.postgres.settings import PostgresTarget
 
 SOURCE = "postgres"
@@ -518,7 +518,8 @@ class PostgresCollector:
             ("database", databases, "databases", "connections_by_database"),
             ("user", users, "users", "connections_by_user"),
         ):
-            names = json.loads(row[column])
+            # each name decoded on its own: one that is not UTF-8 reads with U+FFFD in it
+            names = {oid: raw_text(raw) or "" for oid, raw in json.loads(row[column]).items()}
             if label == "user":
                 poll.users = {int(oid): name for oid, name in names.items()}
             named: Counter[str] = Counter()
@@ -539,11 +540,16 @@ class PostgresCollector:
             poll.readings.append(self._reading("deadlocks", delta, "deadlocks"))
 
     def _size_readings(self, row: Any, poll: _Poll) -> None:
-        for name, size in json.loads(row["sizes"]):
+        seen: set[str] = set()
+        for raw, size in json.loads(row["sizes"]):
+            name = raw_text(raw) or ""  # decoded on its own: a bad name costs only its row
             if size is None:  # its files are gone, its row not yet: a DROP DATABASE under way
                 poll.unread.append(f"size of database {name!r}: none (being dropped?)")
                 continue
             labels = {"database": label_value(name)}
+            if labels["database"] in seen:
+                continue  # two names that are not UTF-8 and read alike: the larger one is kept
+            seen.add(labels["database"])
             poll.readings.append(self._reading("database_size_bytes", size, "bytes", None, labels))
 
 

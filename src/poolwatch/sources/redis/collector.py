@@ -43,6 +43,7 @@ from poolwatch.sources.redis.info import (
     resolve_maxclients,
     server_maxclients,
 )
+from poolwatch.sources.redis.replies import ReplyTooLarge, parser_for
 from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
@@ -81,7 +82,8 @@ class _Wire(Protocol):
 
 def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any], dict[str, Any]]:
     """Connection class and arguments for a target: its URL, then the configured credentials,
-    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks)."""
+    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks,
+    and a parser that reads no reply over its cap: `replies`)."""
     options: dict[str, Any] = dict(parse_url(target.url))
     connection_class = options.pop("connection_class", Connection)
     if target.username:
@@ -95,6 +97,7 @@ def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any
         decode_responses=True,
         socket_timeout=io_timeout,
         socket_connect_timeout=io_timeout,
+        parser_class=parser_for(options["protocol"]),
     )
     return connection_class, options
 
@@ -305,6 +308,9 @@ class RedisCollector:
             return await conn.read_response()
         except ResponseError as exc:
             raise _RefusedError(f"{self.where}: {args[0]} refused: {one_line(exc)}") from None
+        except ReplyTooLarge as exc:
+            await self._drop()
+            raise self._failed(ReplyTooLarge(f"{' '.join(args)}: {exc}")) from None
         except RedisError as exc:
             await self._drop()
             if isinstance(exc, RedisConnectionError):

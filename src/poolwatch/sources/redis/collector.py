@@ -36,8 +36,10 @@ from poolwatch.sources import SourceError
 from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
     EXHAUSTED_CHECK,
+    HIT_RATE_CHECK,
     READINGS,
     UNITS,
+    HitRate,
     Sample,
     parse_info,
     resolve_maxclients,
@@ -135,6 +137,8 @@ class RedisCollector:
     """One Redis target: one connection, INFO every poll, readings from the `READINGS` table."""
 
     source = SOURCE
+    intermittent_checks = frozenset({HIT_RATE_CHECK})
+    """Absent while the window holds too few lookups: not gone, so it resolves by `clear_for`."""
 
     def __init__(
         self,
@@ -164,6 +168,7 @@ class RedisCollector:
         self._before: Sample | None = None
         self.limit_notes: list[LimitNote] = []
         """Configured limits the server's own undercuts (`max_clients` above `maxclients`)."""
+        self._hit_rate = HitRate(target.hit_rate_min_lookups, target.hit_rate_window)
         self._failures = 0
         self._retry_at = 0.0
         self._last_failure = ""
@@ -196,6 +201,11 @@ class RedisCollector:
             measured = spec.measure(now, self._before)
             if measured is not None:
                 readings.append(self._reading(spec.check, *measured))
+        hit_rate = self._hit_rate.observe(now, self._before, self._clock())
+        if hit_rate is not None:
+            percent, lookups, polls = hit_rate
+            over = f"over the last {lookups:.0f} lookups, {polls} poll{'s' * (polls != 1)}"
+            readings.append(self._reading(HIT_RATE_CHECK, percent, 100.0, over))
         self._before = now
         clients = next((r for r in readings if r.check == CLIENTS_CHECK), None)
         full = clients is not None and server is not None and clients.value >= server

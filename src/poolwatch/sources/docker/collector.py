@@ -37,6 +37,7 @@ from poolwatch.sources.docker.containers import Container, Selector, overrides
 from poolwatch.sources.docker.engine import (
     ONE_SHOT_API,
     ONE_SHOT_SDK,
+    AnswerTooLargeError,
     Engine,
     EventStream,
     version_tuple,
@@ -136,6 +137,8 @@ class DockerCollector:
         self._cgroups: CgroupReader | None = None
         self._last_nano = 0
         self._seen_at_last: set[tuple[str, str]] = set()
+        self._oversize: set[str] = set()
+        """Containers whose inspect or stats answer was over the cap (logged once each)."""
         self._log = get_logger()
         self._window = f"within {format_duration(config.restart_window)}"
 
@@ -267,6 +270,9 @@ class DockerCollector:
                 data = await self.engine.call(lambda api: api.inspect_container(container.id))
             except docker.errors.NotFound:
                 return  # removed since the list; the next poll forgets it
+            except AnswerTooLargeError as exc:
+                self._too_large(container, exc)  # costs this container's inspect, no other's
+                return
             state = data.get("State") or {}
             host_config = data.get("HostConfig") or {}
             self.activity.inspected(
@@ -323,6 +329,15 @@ class DockerCollector:
             return from_api(await self.engine.call(stats))
         except docker.errors.NotFound:
             return None
+        except AnswerTooLargeError as exc:
+            self._too_large(self._known.get(container_id), exc)
+            return None
+
+    def _too_large(self, container: Container | None, exc: AnswerTooLargeError) -> None:
+        """One container's answer over the cap: said once while it lasts, the rest goes on."""
+        if container is not None and container.id not in self._oversize:
+            self._oversize.add(container.id)
+            self._log.warning("docker_answer_too_large", container=container.name, reason=str(exc))
 
     def _readings(self, container: Container, sample: Sample | None, now: float) -> list[Reading]:
         def reading(check: str, value: float, unit: str, limit: float | None = None) -> Reading:
@@ -406,6 +421,7 @@ class DockerCollector:
         ):
             table.pop(container_id, None)
         self._dirty.discard(container_id)
+        self._oversize.discard(container_id)
         self.activity.forget(container_id)
 
     def _forget_all_but(self, present: set[str]) -> None:

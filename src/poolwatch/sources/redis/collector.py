@@ -45,7 +45,7 @@ from poolwatch.sources.redis.info import (
     resolve_maxclients,
     server_maxclients,
 )
-from poolwatch.sources.redis.replies import ReplyTooLarge, parser_for
+from poolwatch.sources.redis.replies import ReplyTooLargeError, parser_for
 from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
@@ -318,9 +318,9 @@ class RedisCollector:
             return await conn.read_response()
         except ResponseError as exc:
             raise _RefusedError(f"{self.where}: {args[0]} refused: {one_line(exc)}") from None
-        except ReplyTooLarge as exc:
+        except ReplyTooLargeError as exc:
             await self._drop()
-            raise self._failed(ReplyTooLarge(f"{' '.join(args)}: {exc}")) from None
+            raise self._failed(ReplyTooLargeError(f"{' '.join(args)}: {exc}")) from None
         except RedisError as exc:
             await self._drop()
             if isinstance(exc, RedisConnectionError):

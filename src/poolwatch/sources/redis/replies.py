@@ -5,10 +5,10 @@ as many elements as `*<count>` says: a wrong or hostile endpoint that answers `I
 `$2000000000` made one poll grow by hundreds of MB before the read timeout ended it. These
 parsers keep redis-py's Python RESP parsing and give each reply a budget of
 `REPLY_MAX_BYTES`: every header spends what it announces *before* anything it announces is read
-(a bulk string its length, an aggregate `ELEMENT_BYTES` per element), so an announcement over the
-budget is refused at once, with `ReplyTooLarge`, and nothing of it is read. A line (a status, an
-error, a header) is limited by asyncio's stream limit (64 KiB), which is turned into the same
-error. hiredis, when installed, is not used: it offers no such check.
+(a bulk string its length, an aggregate `ELEMENT_BYTES` per element), so an announcement over
+the budget is refused at once, with `ReplyTooLargeError`, and nothing of it is read. A line (a
+status, an error, a header) is limited by asyncio's stream limit (64 KiB), which is turned into
+the same error. hiredis, when installed, is not used: it offers no such check.
 
 The budget is far above real replies: `INFO` is about 6 KB, `CLIENT LIST` about 300 bytes per
 client (3 MB at Redis's default `maxclients` 10,000).
@@ -33,7 +33,7 @@ _AGGREGATES = {ord("*"): 1, ord("~"): 1, ord(">"): 1, ord("%"): 2, ord("|"): 2}
 """Headers followed by that many elements (maps and attributes: twice, key and value)."""
 
 
-class ReplyTooLarge(InvalidResponse):
+class ReplyTooLargeError(InvalidResponse):
     """A reply announced more than its budget: refused before it was read."""
 
 
@@ -58,7 +58,7 @@ class _Budgeted:
         try:
             line: bytes = await super()._readline()  # type: ignore[misc]
         except ValueError:  # asyncio's stream limit: a line without end in sight
-            raise ReplyTooLarge(
+            raise ReplyTooLargeError(
                 "a reply line is longer than 64 KiB (poolwatch's cap): not read"
             ) from None
         self._spend(len(line) + 2, line)
@@ -72,7 +72,7 @@ class _Budgeted:
         self._left -= amount
         if self._left < 0:
             announced = line[:24].decode("ascii", "replace")
-            raise ReplyTooLarge(
+            raise ReplyTooLargeError(
                 f"the reply is larger than poolwatch's cap of {self.budget // MIB} MiB for one "
                 f"reply (it announced {announced!r}): not read, connection closed"
             )

@@ -140,9 +140,9 @@ class DockerCollector:
         self._last_nano = 0
         self._seen_at_last: set[tuple[str, str]] = set()
         self._oversize: set[str] = set()
+        """Containers whose inspect or stats answer was over the cap (logged once each)."""
         self._dropped: set[str] = set()
         """Containers the selection chose and their own label dropped (logged once each)."""
-        """Containers whose inspect or stats answer was over the cap (logged once each)."""
         self._log = get_logger()
         self._window = f"within {format_duration(config.restart_window)}"
 

@@ -160,12 +160,14 @@ class PgBouncerCollector:
     async def _rows(conn: Connection, cursor: _Streamed, command: str) -> list[Row]:
         """One SHOW's rows, read one at a time under the caps."""
         rows: list[Row] = []
+        names: list[str] | None = None
         size = 0
         # constant text, no parameters: the simple protocol
         streamed = cast(AsyncGenerator[tuple[Any, ...], None], cursor.stream(command))
         async with contextlib.aclosing(streamed) as stream:
             async for row in stream:
-                names = [column.name for column in cursor.description or ()]
+                if names is None:  # known once the first row is in
+                    names = [column.name for column in cursor.description or ()]
                 size += sum(len(str(value)) for value in row if value is not None)
                 if len(rows) >= SHOW_MAX_ROWS or size > SHOW_MAX_BYTES:
                     # closed first, so that the stream's clean-up does not read the rest

@@ -130,6 +130,7 @@ async def _daemon(config: Config, path: Path | None) -> None:
         log.warning("config_note", note=note)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(logs.loop_exception_handler)  # JSON lines, not tracebacks
 
     def on_signal(signum: int) -> None:
         if stop.is_set():

@@ -27,7 +27,7 @@ from poolwatch.runtime.limits import LimitWatch
 from poolwatch.runtime.logs import get_logger
 from poolwatch.runtime.view import Owner, RuntimeView, Stats
 from poolwatch.sinks import Announces, AuditTrail, Sink
-from poolwatch.sources import Collector, Partial, Planned, SourceError, Watcher
+from poolwatch.sources import Collector, Intermittent, Partial, Planned, SourceError, Watcher
 
 _CLOSE_TIMEOUT = 2.0
 
@@ -110,7 +110,8 @@ class Runner:
         down = any(r.check == UP_CHECK and r.value < 1 for r in readings)
         partial = isinstance(collector, Partial) and collector.last_poll_partial
         if not down and not partial:
-            events += self.evaluator.sweep(owner, (r.key for r in readings), now)
+            quiet = collector.intermittent_checks if isinstance(collector, Intermittent) else ()
+            events += self.evaluator.sweep(owner, (r.key for r in readings), now, quiet)
         if self.log_samples:
             self._log.info(
                 "poll",

@@ -64,6 +64,16 @@ class Partial(Protocol):
     last_poll_partial: bool
 
 
+@runtime_checkable
+class Intermittent(Protocol):
+    """A collector some of whose checks are absent from a poll for want of data, not because
+    their thing went away (Redis's hit rate while too few lookups were seen). An absent reading
+    of these checks counts toward `clear_for` like a poll at OK, instead of resolving at once as
+    "no longer reported"."""
+
+    intermittent_checks: frozenset[str]
+
+
 @dataclass(frozen=True)
 class Planned:
     """One collector a config asks for: who it is, what needs a new connection when it changes

@@ -16,14 +16,21 @@ Time: connecting and the SHOW round trips each get 30 % of the timeout, so a pol
 connection, reconnects and reads again still fits the runner's timeout. A timeout mid-read drops
 the connection (a half-read answer must never be read as the next one). The readings are listed
 in README.md (section "Source: PgBouncer"); show.py turns SHOW output into them.
+
+Bounded: a plain `execute` lets libpq read a whole result into memory, however many rows a wrong
+or hostile endpoint sends. Each SHOW is streamed instead (libpq's single-row mode, over the
+simple protocol the console needs: `_Streamed`), and given up, with the connection closed, past
+`SHOW_MAX_ROWS` rows or `SHOW_MAX_BYTES` of values. One row is still read whole by libpq before
+it can be counted: its size is bounded by the read deadline only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any, cast
 
 import psycopg
 
@@ -40,8 +47,31 @@ SOURCE = "pgbouncer"
 APPLICATION_NAME = "poolwatch"
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
+SHOW_MAX_ROWS = 20_000
+"""At most this many rows of one SHOW are read: a pool is one row of SHOW POOLS (a (database,
+user) pair), and `max_client_conn` is rarely above 10,000."""
+SHOW_MAX_BYTES = 16 * 1024 * 1024
+"""... and at most this much text of values (a row of SHOW POOLS is about 150 bytes)."""
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+class _TooLargeError(SourceError):
+    """A SHOW answered more than its cap: given up, the connection closed."""
+
+
+class _Streamed(psycopg.AsyncClientCursor[tuple[Any, ...]]):
+    """A client-side cursor whose `stream()` keeps the simple query protocol.
+
+    psycopg streams over the extended protocol (`force_extended`), which the admin console
+    refuses; libpq's single-row mode works as well after a simple Query, and a query without
+    parameters needs nothing else.
+    """
+
+    def _execute_send(
+        self, query: Any, *, force_extended: bool = False, binary: bool | None = None
+    ) -> None:
+        super()._execute_send(query, force_extended=False, binary=binary)
 
 
 class PgBouncerCollector:
@@ -99,6 +129,9 @@ class PgBouncerCollector:
         if self._conn is not None:
             try:
                 return await self._show(self._conn)
+            except _TooLargeError:
+                await self._drop(None)
+                raise  # not lost, refused: asking again at once would read as much again
             except Exception as exc:
                 if not self._lost(exc):
                     raise SourceError(f"SHOW failed: {_reason(exc)}") from None
@@ -107,6 +140,9 @@ class PgBouncerCollector:
         conn = await self._connect()
         try:
             return await self._show(conn)
+        except _TooLargeError:
+            await self._drop(None)
+            raise
         except Exception as exc:
             if self._lost(exc):
                 await self._drop(_reason(exc))
@@ -115,14 +151,34 @@ class PgBouncerCollector:
     async def _show(self, conn: Connection) -> dict[str, list[Row]]:
         """Every command of `COMMANDS`, rows keyed by column name (never by position)."""
         tables: dict[str, list[Row]] = {}
-        async with asyncio.timeout(self._step), conn.cursor() as cursor:
+        async with asyncio.timeout(self._step), _Streamed(conn) as cursor:
             for key, command in COMMANDS.items():
-                await cursor.execute(command)  # constant text, no parameters: simple protocol
-                names = [column.name for column in cursor.description or ()]
-                tables[key] = [
-                    dict(zip(names, row, strict=True)) for row in await cursor.fetchall()
-                ]
+                tables[key] = await self._rows(conn, cursor, command)
         return tables
+
+    @staticmethod
+    async def _rows(conn: Connection, cursor: _Streamed, command: str) -> list[Row]:
+        """One SHOW's rows, read one at a time under the caps."""
+        rows: list[Row] = []
+        names: list[str] | None = None
+        size = 0
+        # constant text, no parameters: the simple protocol
+        streamed = cast(AsyncGenerator[tuple[Any, ...], None], cursor.stream(command))
+        async with contextlib.aclosing(streamed) as stream:
+            async for row in stream:
+                if names is None:  # known once the first row is in
+                    names = [column.name for column in cursor.description or ()]
+                size += sum(len(str(value)) for value in row if value is not None)
+                if len(rows) >= SHOW_MAX_ROWS or size > SHOW_MAX_BYTES:
+                    # closed first, so that the stream's clean-up does not read the rest
+                    await conn.close()
+                    raise _TooLargeError(
+                        f"{command} answered more than poolwatch's cap of {SHOW_MAX_ROWS} rows "
+                        f"or {SHOW_MAX_BYTES // (1024 * 1024)} MiB: not read further, "
+                        "connection closed"
+                    )
+                rows.append(dict(zip(names, row, strict=True)))
+        return rows
 
     def _lost(self, exc: BaseException) -> bool:
         """Whether the connection is gone or no longer trustworthy, not just one command."""

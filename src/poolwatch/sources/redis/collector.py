@@ -36,13 +36,16 @@ from poolwatch.sources import SourceError
 from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
     EXHAUSTED_CHECK,
+    HIT_RATE_CHECK,
     READINGS,
     UNITS,
+    HitRate,
     Sample,
     parse_info,
     resolve_maxclients,
     server_maxclients,
 )
+from poolwatch.sources.redis.replies import ReplyTooLargeError, parser_for
 from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
@@ -81,7 +84,8 @@ class _Wire(Protocol):
 
 def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any], dict[str, Any]]:
     """Connection class and arguments for a target: its URL, then the configured credentials,
-    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks)."""
+    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks,
+    and a parser that reads no reply over its cap: `replies`)."""
     options: dict[str, Any] = dict(parse_url(target.url))
     connection_class = options.pop("connection_class", Connection)
     if target.username:
@@ -95,6 +99,7 @@ def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any
         decode_responses=True,
         socket_timeout=io_timeout,
         socket_connect_timeout=io_timeout,
+        parser_class=parser_for(options["protocol"]),
     )
     return connection_class, options
 
@@ -132,6 +137,8 @@ class RedisCollector:
     """One Redis target: one connection, INFO every poll, readings from the `READINGS` table."""
 
     source = SOURCE
+    intermittent_checks = frozenset({HIT_RATE_CHECK})
+    """Absent while the window holds too few lookups: not gone, so it resolves by `clear_for`."""
 
     def __init__(
         self,
@@ -161,6 +168,7 @@ class RedisCollector:
         self._before: Sample | None = None
         self.limit_notes: list[LimitNote] = []
         """Configured limits the server's own undercuts (`max_clients` above `maxclients`)."""
+        self._hit_rate = HitRate(target.hit_rate_min_lookups, target.hit_rate_window)
         self._failures = 0
         self._retry_at = 0.0
         self._last_failure = ""
@@ -193,6 +201,11 @@ class RedisCollector:
             measured = spec.measure(now, self._before)
             if measured is not None:
                 readings.append(self._reading(spec.check, *measured))
+        hit_rate = self._hit_rate.observe(now, self._before, self._clock())
+        if hit_rate is not None:
+            percent, lookups, polls = hit_rate
+            over = f"over the last {lookups:.0f} lookups, {polls} poll{'s' * (polls != 1)}"
+            readings.append(self._reading(HIT_RATE_CHECK, percent, 100.0, over))
         self._before = now
         clients = next((r for r in readings if r.check == CLIENTS_CHECK), None)
         full = clients is not None and server is not None and clients.value >= server
@@ -305,6 +318,9 @@ class RedisCollector:
             return await conn.read_response()
         except ResponseError as exc:
             raise _RefusedError(f"{self.where}: {args[0]} refused: {one_line(exc)}") from None
+        except ReplyTooLargeError as exc:
+            await self._drop()
+            raise self._failed(ReplyTooLargeError(f"{' '.join(args)}: {exc}")) from None
         except RedisError as exc:
             await self._drop()
             if isinstance(exc, RedisConnectionError):

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from poolwatch.config.fields import (
     REDACTED_URL,
     SENSITIVE,
+    Duration,
     Name,
     Secret,
     check_url_port,
@@ -52,6 +53,8 @@ class RedisTarget(Judged):
     username: str | None = None
     password: Secret | None = None
     max_clients: int | None = Field(None, ge=1)
+    hit_rate_min_lookups: int = Field(100, ge=1)
+    hit_rate_window: Duration = Field(600.0, gt=0)
 
     @model_validator(mode="after")
     def _connectable(self) -> RedisTarget:
@@ -67,7 +70,11 @@ class RedisSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "redis"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
-    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_clients",)
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = (
+        "max_clients",
+        "hit_rate_min_lookups",
+        "hit_rate_window",
+    )
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("REDIS_CONN_WARNING", ("rules", "connected_clients", "warning")),
         EnvVar("REDIS_CONN_CRITICAL", ("rules", "connected_clients", "critical")),
@@ -76,6 +83,10 @@ class RedisSettings(TargetedSettings):
     )
 
     max_clients: int | None = Field(None, ge=1)
+    hit_rate_min_lookups: int = Field(100, ge=1)
+    """`keyspace_hit_rate_percent` is judged only over at least this many hits + misses ..."""
+    hit_rate_window: Duration = Field(600.0, gt=0)
+    """... seen within this long (README "Source: Redis", "The hit rate")."""
     targets: list[RedisTarget] = []
 
     def collector(self) -> Callable[[Any], Collector]:

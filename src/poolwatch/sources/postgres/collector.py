@@ -44,7 +44,8 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
-from poolwatch.sources.postgres import queries
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.postgres import login, queries, sessions
 from poolwatch.sources.postgres.dsn import libpq_uri
 from poolwatch.sources.postgres.holders import holders_context
 from poolwatch.sources.postgres.queries import Detail
@@ -87,23 +88,9 @@ Counters = dict[int, tuple[int, str | None]]
 
 
 def deadlock_delta(previous: Counters | None, current: Counters) -> int | None:
-    """Deadlocks since the last poll, summed over databases; None on the first poll.
-
-    A database whose `stats_reset` changed, or whose counter went down (stats reset, crash
-    restart), counts from zero; a database not seen before is only a baseline.
-    """
-    if previous is None:
-        return None
-    total = 0
-    for oid, (count, reset) in current.items():
-        before = previous.get(oid)
-        if before is None:
-            continue
-        if reset != before[1] or count < before[0]:
-            total += count
-        else:
-            total += count - before[0]
-    return total
+    """Deadlocks since the last poll, summed over databases; None on the first poll (the
+    rule for every `pg_stat_database` counter: `sessions.counter_delta`)."""
+    return sessions.counter_delta(previous, current)
 
 
 def label_value(name: str) -> str:
@@ -146,6 +133,8 @@ class _Poll:
     out_of_time: bool = False
     deadlocks: Counters | None = None
     """The new deadlock baseline, kept only if the poll as a whole succeeds."""
+    sessions: dict[str, Counters] | None = None
+    """The new baseline of the session counters, likewise."""
     users: dict[int, str] = field(default_factory=dict)
     """Role names by oid, from the NAMES read (empty when it failed)."""
 
@@ -186,7 +175,18 @@ class PostgresCollector:
         self._failure = ""
         self._limit: float | None = None
         self._deadlocks: Counters | None = None
+        self._sessions: dict[str, Counters] | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(self._dsn, self._password, self.timeout),
+            interval=target.probe_interval,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            explain=login.explain,
+            clock=clock,
+        )
 
     # --- the Collector contract ---------------------------------------------------------------
 
@@ -197,15 +197,18 @@ class PostgresCollector:
                 poll = await self._poll()
             except _SaturatedError:
                 self.last_poll_partial = True
-                return self._saturation()
+                return [*self._saturation(), *self.probe.poll()]
             if poll.deadlocks is not None:
                 self._deadlocks = poll.deadlocks
+            if poll.sessions is not None:
+                self._sessions = poll.sessions
             if poll.unread:
                 self.last_poll_partial = True
                 self._log.warning("postgres_partial_poll", unread=poll.unread)
-            return poll.readings
+            return [*poll.readings, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         async with self._lock:
             await self._drop(None)
 
@@ -214,6 +217,7 @@ class PostgresCollector:
         statement and lock timeouts, the last two on the live session at the next poll."""
         self.rules, self.interval = target.rules, target.interval
         self.include_query_text = target.include_query_text
+        self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout, self._step = target.timeout, target.timeout * 0.3
             self._statement_timeout = self._step * 0.8
@@ -377,6 +381,7 @@ class PostgresCollector:
             if self._saturated:
                 raise _SaturatedError
             raise SourceError(f"{self._failure}; next reconnect attempt in {wait:.0f}s")
+        started = self._clock()
         try:
             conn = await asyncpg.connect(
                 self._dsn,
@@ -409,6 +414,7 @@ class PostgresCollector:
         if self._failures:
             self._log.info("postgres_reconnected", attempts=self._failures)
         self._conn, self._failures, self._retry_at, self._saturated = conn, 0, 0.0, False
+        self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         return conn
 
     async def _drop(self, reason: str | None) -> None:
@@ -515,6 +521,9 @@ class PostgresCollector:
         delta = deadlock_delta(self._deadlocks, counters)
         if delta is not None:
             poll.readings.append(self._reading("deadlocks", delta, "deadlocks"))
+        poll.sessions = sessions.session_counters(row["sessions"], started)
+        for check, grown in sessions.session_deltas(self._sessions, poll.sessions).items():
+            poll.readings.append(self._reading(check, grown, sessions.UNIT))
 
     def _size_readings(self, row: Any, poll: _Poll) -> None:
         for name, size in json.loads(row["sizes"]):

@@ -32,6 +32,8 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.redis import login
 from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
     EXHAUSTED_CHECK,
@@ -164,6 +166,15 @@ class RedisCollector:
         self._saturated = False
         self.last_poll_partial = False
         """True while saturated: only the count is known, so nothing else counts as gone."""
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(self._class, self._options),
+            interval=target.probe_interval,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            clock=clock,
+        )
 
     # --- the poll ---
 
@@ -176,7 +187,7 @@ class RedisCollector:
             info = await self._info()
         except _SaturatedError as exc:
             self.last_poll_partial = True
-            return self._saturated_readings(refused_now=exc.refused_now)
+            return [*self._saturated_readings(refused_now=exc.refused_now), *self.probe.poll()]
         from_config = None if "maxclients" in info else await self.maxclients_from_config()
         maxclients = resolve_maxclients(info, from_config, self.configured_maxclients)
         self._maxclients = maxclients or self._maxclients
@@ -187,15 +198,20 @@ class RedisCollector:
             if measured is not None:
                 readings.append(self._reading(spec.check, *measured))
         self._before = now
-        return [await self._with_holders(r) if r.check == CLIENTS_CHECK else r for r in readings]
+        readings = [
+            await self._with_holders(r) if r.check == CLIENTS_CHECK else r for r in readings
+        ]
+        return [*readings, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         await self._drop()
 
     def reconfigure(self, target: RedisTarget) -> None:
         """New rules, interval and timeout; a changed timeout reaches the socket timeouts by a
         reconnect at the next poll (redis-py fixes them per connection)."""
         self.rules, self.interval = target.rules, target.interval
+        self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout = target.timeout
             self._class, self._options = connection_options(target, target.timeout / 2)
@@ -320,6 +336,7 @@ class RedisCollector:
                 raise _SaturatedError(False)
             raise SourceError(f"{self._last_failure}; next attempt in {wait:.1f}s")
         conn = cast(_Wire, self._class(**self._options))
+        started = self._clock()
         try:
             await conn.connect()
         except RedisError as exc:
@@ -329,6 +346,7 @@ class RedisCollector:
             await _quietly_disconnect(conn)
             raise
         self._conn, self._config_get = conn, True
+        self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         if self._failures:
             self._log.info(
                 "redis_reconnected", instance=self.instance, after_failures=self._failures

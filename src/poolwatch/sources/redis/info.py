@@ -153,8 +153,15 @@ READINGS: tuple[Spec, ...] = (
     DeltaShare("keyspace_hit_rate_percent", "keyspace_hits", "keyspace_misses"),
     Delta("evicted_keys", "evicted_keys", "keys"),
 )
-CHECKS = (UP_CHECK, EXHAUSTED_CHECK, *(spec.check for spec in READINGS))
-UNITS = {UP_CHECK: "bool", EXHAUSTED_CHECK: "bool", **{spec.check: spec.unit for spec in READINGS}}
+LOGIN_UNITS = {"login_ok": "bool", "login_seconds": "seconds"}
+"""The login probe's readings (poolwatch.sources.login), beside INFO's."""
+CHECKS = (UP_CHECK, EXHAUSTED_CHECK, *(spec.check for spec in READINGS), *LOGIN_UNITS)
+UNITS = {
+    UP_CHECK: "bool",
+    EXHAUSTED_CHECK: "bool",
+    **{spec.check: spec.unit for spec in READINGS},
+    **LOGIN_UNITS,
+}
 
 
 def resolve_maxclients(

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from poolwatch.config.fields import (
     REDACTED_URL,
     SENSITIVE,
+    DurationOrOff,
     Name,
     Secret,
     check_url_port,
@@ -52,6 +53,8 @@ class RedisTarget(Judged):
     username: str | None = None
     password: Secret | None = None
     max_clients: int | None = Field(None, ge=1)
+    probe_interval: DurationOrOff = None
+    """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
 
     @model_validator(mode="after")
     def _connectable(self) -> RedisTarget:
@@ -67,7 +70,7 @@ class RedisSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "redis"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
-    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_clients",)
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_clients", "probe_interval")
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("REDIS_CONN_WARNING", ("rules", "connected_clients", "warning")),
         EnvVar("REDIS_CONN_CRITICAL", ("rules", "connected_clients", "critical")),
@@ -76,6 +79,8 @@ class RedisSettings(TargetedSettings):
     )
 
     max_clients: int | None = Field(None, ge=1)
+    probe_interval: DurationOrOff = 30.0
+    """A fresh connection (connect, AUTH, `PING`, close) this often; `off`: none."""
     targets: list[RedisTarget] = []
 
     def collector(self) -> Callable[[Any], Collector]:

@@ -74,7 +74,7 @@ class PgBouncerCollector:
         self._failure = ""
         self._counters: Counters | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
-        probe_dsn = str(target.probe_dsn) if target.probe_dsn else None
+        probe_dsn = str(target.probe_dsn) if target.probe_dsn else None  # checked at load
         self.probe = LoginProbe(
             SOURCE,
             self.instance,

@@ -6,7 +6,8 @@ password (`application_name = poolwatch-probe`, so it is told apart from the kep
 it). Any failure on the way (a refused, timed-out or cancelled attempt) terminates the socket
 without waiting for the peer.
 
-`failure_class` serves PgBouncer too: it speaks the same protocol, with the same SQLSTATEs.
+The attempt and `failure_class` serve PgBouncer's probe too: it speaks the same protocol, with
+the same SQLSTATEs. asyncpg ends a cancelled attempt at once (the probe's timeout is a bound).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ async def attempt(dsn: str | None, password: str | None, io_timeout: float) -> N
         password=password,
         timeout=io_timeout,
         command_timeout=io_timeout,
+        statement_cache_size=0,  # one statement, unnamed: fine behind PgBouncer's pooling too
         server_settings={"application_name": PROBE_APPLICATION_NAME},
     )
     try:

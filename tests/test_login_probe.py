@@ -105,7 +105,7 @@ async def test_nothing_before_the_first_attempt_completes_and_one_in_flight_only
         await probe.close()
 
 
-async def test_a_success_makes_the_next_attempt_due_one_interval_after_it_started() -> None:
+async def test_a_success_makes_the_next_attempt_due_an_interval_after_it_started() -> None:
     script, clock = Script(), Clock()
     probe = probe_with(script, clock)
     try:
@@ -116,12 +116,32 @@ async def test_a_success_makes_the_next_attempt_due_one_interval_after_it_starte
         assert reading["login_seconds"].value == 1.5
         assert reading["login_seconds"].limit == 5.0  # the timeout
         assert reading["login_ok"].message is None
-        clock.now += INTERVAL - 1.5 - 0.1
+        # due after the interval, taken by a poll up to a tenth of it early (a poll's jitter)
+        clock.now += 0.9 * INTERVAL - 1.5 - 0.01
         probe.poll()
         assert probe.started == 1
-        clock.now += 0.1
+        clock.now += 0.01
         probe.poll()
         assert probe.started == 2
+    finally:
+        await probe.close()
+
+
+async def test_probes_keep_step_with_polls_that_jitter() -> None:
+    """Polls every 10 s, each reaching the probe a little sooner than the one before (a quicker
+    poll): a probe every 30 s still starts every third poll, never slipping to the fourth."""
+    script, clock = Script(), Clock()
+    probe = probe_with(script, clock)
+    starts = []
+    try:
+        for poll in range(10):
+            clock.now = 1000.0 + 10 * poll + 0.01 - 0.001 * poll
+            before = probe.started
+            probe.poll()
+            if probe.started > before:
+                starts.append(poll)
+                await script.finish(probe)
+        assert starts == [0, 3, 6, 9]
     finally:
         await probe.close()
 
@@ -257,6 +277,7 @@ async def test_off_reports_nothing_and_a_reload_turns_it_off_and_on() -> None:
         (socket.gaierror(-2, "Name or service not known"), NAME),
         (ssl.SSLCertVerificationError("certificate verify failed"), TLS),
         (OSError("connection failed: ... failed: Connection refused"), REFUSED),
+        (OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432)"), REFUSED),
         (OSError('failed to resolve host "db": [Errno -2] Name or service not known'), NAME),
         (OSError("SSL error: unexpected eof while reading"), TLS),
         (RuntimeError("something else"), None),

@@ -14,18 +14,21 @@ polls, never sleeps followed by an assertion.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import pytest
-from tests.daemon import Daemon
+from tests.daemon import BASE_ENV, Daemon
 from tests.postgres.pgserver import (
     LOAD_PASSWORD,
     MONITOR_PASSWORD,
@@ -276,3 +279,30 @@ async def test_a_role_that_can_no_longer_log_in_fires_while_the_session_works(
             await daemon.sink.wait_for(ALERT, "resolved", WORST_CASE + SLACK)
     finally:
         await admin.close()
+
+
+def _once(dsn: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "poolwatch", "--once", "--only", "postgres", "--format", "json"],
+        env={**BASE_ENV, "POOLWATCH_POSTGRES_DSN": dsn},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode in (0, 2), done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+async def test_once_judges_the_same_login_by_its_own_connect(pg: PgServer) -> None:
+    """`--once` opens no probe: its own connect is the login. Working, it is `login_ok` 1; with a
+    wrong password it is `up` 0, CRITICAL, as PostgreSQLLoginFailing is in the daemon."""
+    results = {r["check"]: r for r in await asyncio.to_thread(_once, pg.dsn())}
+    assert (results["login_ok"]["value"], results["login_ok"]["severity"]) == (1, "ok")
+    assert results["login_seconds"]["value"] > 0
+    assert results["login_seconds"]["limit"] == 5.0
+
+    refused = await asyncio.to_thread(_once, pg.dsn(password="wrong"))
+    (up,) = refused
+    assert (up["check"], up["value"], up["severity"]) == ("up", 0, "critical")
+    assert "password authentication failed" in up["message"]

@@ -8,8 +8,10 @@ The scheduling rules, each a promise of the README:
   collector's `collect()`, it starts an attempt when one is due and reports the last attempt that
   *completed*, so a login that hangs never delays a poll.
 - Every attempt runs under its own timeout (the target's `timeout`).
-- After a success the next attempt is due `interval` after this one started; after a failure it
-  is due at once, i.e. at the next poll, so one failure is confirmed (or cleared) a poll later.
+- After a success the next attempt is due `interval` after this one started, and the poll that
+  comes within `EARLY` of that takes it (polls and probes keep step: a probe due at 30.004 s must
+  not slip to the poll after the one at 30.001 s); after a failure it is due at once, i.e. at the
+  next poll, so one failure is confirmed (or cleared) a poll later.
 - `login_ok` reads 0 only after `CONFIRMATIONS` failed attempts in a row, else 1; its message
   names the class of the last failure (`failure_class`). `login_seconds` is how long the last
   completed attempt took, against the timeout as its limit.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import ssl
 import time
@@ -43,8 +46,12 @@ LOGIN_CHECKS = tuple(LOGIN_UNITS)
 
 CONFIRMATIONS = 2
 """Failed attempts in a row before `login_ok` reads 0 (the alert fires): one is a blip."""
-CLOSE_TIMEOUT = 2.0
-"""Seconds `close()` waits for a cancelled attempt to let go of its socket."""
+EARLY = 0.1
+"""The share of `interval` a probe may start early: more than a poll's jitter, little enough that
+probes stay about `interval` apart."""
+CLOSE_TIMEOUT = 1.0
+"""Seconds `close()` waits for a cancelled attempt to let go of its socket (within the runner's
+own bound on a collector's close)."""
 
 # the classes of failure a message names
 TIMED_OUT = "timed out"
@@ -65,10 +72,11 @@ _TEXT_CLASSES = (
     (TLS, ("SSL", "TLS", "certificate")),
     (NAME, ("Name or service not known", "name resolution", "nodename nor servname",
             "could not translate host name", "failed to resolve host", "No address associated")),
-    (REFUSED, ("Connection refused", "connection refused")),
+    (REFUSED, ("Connection refused", "connection refused", f"[Errno {errno.ECONNREFUSED}]")),
 )  # fmt: skip
 """What the C library and OpenSSL say, as drivers that wrap every error (psycopg, redis-py)
-pass it on in their text."""
+pass it on in their text; asyncio's "Multiple exceptions: [Errno 111] Connect call failed" when
+every address of a name refused."""
 
 
 def failure_class(exc: BaseException) -> str | None:
@@ -171,7 +179,7 @@ class LoginProbe:
                 self._task.cancel()
             self._last, self._failures = None, 0  # when on again, report only what it then sees
         if interval is not None and self._failures == 0:
-            self._due = self._started + interval if self._last is not None else 0.0
+            self._due = self._next(interval) if self._last is not None else 0.0
         self.interval, self.timeout = interval, timeout
 
     async def settled(self) -> None:
@@ -225,6 +233,9 @@ class LoginProbe:
         detail = one_line(exc, timeout=self.timeout) if timed_out else self._explain(exc)
         return f"{kind}: {detail}" if kind else detail
 
+    def _next(self, interval: float) -> float:
+        return self._started + interval * (1 - EARLY)
+
     def _record(self, outcome: Outcome) -> None:
         self.completed += 1
         self._last = outcome
@@ -232,7 +243,7 @@ class LoginProbe:
             if self._failures:
                 self._log.info("login_probe_recovered", after_failures=self._failures)
             self._failures = 0
-            self._due = self._started + (self.interval or 0.0)
+            self._due = self._next(self.interval or 0.0)
             return
         self._failures += 1
         self._due = 0.0  # confirm at the next poll

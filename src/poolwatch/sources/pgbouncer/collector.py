@@ -11,6 +11,8 @@ Why it is built this way:
   cannot be reached, never that PgBouncer is full.
 - One connection, kept; a lost one is reopened at once in the same poll, then with the shared
   capped exponential backoff with jitter, never two at once.
+- The console cannot tell whether clients get through; with a `probe_dsn` a login probe
+  (`poolwatch.sources.login`, pgbouncer/login.py) does, through PgBouncer into a real database.
 
 Time: connecting and the SHOW round trips each get 30 % of the timeout, so a poll that loses its
 connection, reconnects and reads again still fits the runner's timeout. A timeout mid-read drops

@@ -16,6 +16,9 @@ Why it is built this way (each point is a mistake other monitors make):
   Any other error is the server answering: a partial poll with the reason in `up`'s message.
 - asyncpg never reconnects by itself: after a lost connection poolwatch reconnects at once, then
   with capped exponential backoff and jitter, and never holds two connections to one target.
+- The kept session cannot see that nobody else can log in (a hung postmaster, a changed
+  password): a login probe beside it (`poolwatch.sources.login`) logs in afresh every
+  `probe_interval`, for a moment, never awaited by a poll; its readings ride on every poll.
 
 Time: connecting and each statement get 30 % of the collector's timeout, and a catalog read starts
 only if it can end within 90 % of it, so a poll that loses its connection, reconnects and reads

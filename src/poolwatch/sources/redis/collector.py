@@ -1,7 +1,9 @@
 """Redis source: clients against the server's own `maxclients`, memory, hit rate, rejections.
 
 One collector per target holds **one** connection (named `poolwatch`), never a pool, so watching
-never costs the server more than one client slot. A lost connection is reopened at once, once;
+never costs the server more than one client slot, and a second for the moment of a login probe
+(`poolwatch.sources.login`, named `poolwatch-probe`): the kept connection cannot see that new
+clients are refused. A lost connection is reopened at once, once;
 after that, attempts wait a capped exponential backoff with jitter. When the server is full, the
 connection poolwatch already holds keeps working and reports the true count; if that connection
 was lost and the server refuses a new one with "max number of clients reached", the collector

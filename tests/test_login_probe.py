@@ -318,3 +318,19 @@ def test_postgres_failure_classes(error: Exception, kind: str | None) -> None:
 )
 def test_redis_failure_classes(error: Exception, kind: str | None) -> None:
     assert redis_login.failure_class(error) == kind
+
+
+async def test_the_first_probe_waits_for_the_second_poll() -> None:
+    """`first_after` half a poll interval: `--once` (one poll, then close) starts no probe."""
+    script, clock = Script(), Clock()
+    probe = LoginProbe(
+        "pgbouncer", "main", script, interval=INTERVAL, timeout=5.0, clock=clock, first_after=5.0
+    )
+    try:
+        assert probe.poll() == []
+        assert probe.started == 0
+        clock.now += 10.0  # the second poll
+        probe.poll()
+        assert probe.started == 1
+    finally:
+        await probe.close()

@@ -15,10 +15,10 @@ The scheduling rules, each a promise of the README:
 - `login_ok` reads 0 only after `CONFIRMATIONS` failed attempts in a row, else 1; its message
   names the class of the last failure (`failure_class`). `login_seconds` is how long the last
   completed attempt took, against the timeout as its limit.
-- Nothing is reported before the first attempt completes. A login the collector made itself (its
-  persistent session's connect) counts as a successful attempt (`succeeded`): it is the same
-  login, so a poll right after it costs no second connection, and `--once` (one poll) reports
-  `login_ok` from it without opening a probe it would cancel at once.
+- Nothing is reported before the first attempt completes, and the first is not made before
+  `first_after` (the second poll). A login the collector made itself (its persistent session's
+  connect) counts as a successful attempt (`succeeded`): it is the same login, so it costs no
+  second connection, and `--once` (one poll) reports `login_ok` from it.
 
 Pure scheduling over an injected clock and an injected attempt; each source supplies the attempt
 and its driver's failure classes (`sources/<name>/login.py`).
@@ -125,6 +125,7 @@ class LoginProbe:
         classify: Classify = _no_class,
         explain: Explain = one_line,
         clock: Callable[[], float] = time.monotonic,
+        first_after: float = 0.0,
     ) -> None:
         self.source, self.instance = source, instance
         self.interval = interval
@@ -138,8 +139,10 @@ class LoginProbe:
         self._last: Outcome | None = None
         self._failures = 0
         self._started = 0.0
-        self._due = 0.0
-        """When the next attempt may start: at once until one has been made."""
+        self._due = clock() + first_after
+        """When the next attempt may start; the first `first_after` from now (collectors pass
+        half their poll interval: the first probe comes with the second poll, so `--once`, one
+        poll, opens no probe that its close would cancel at once)."""
         self.started = 0
         """Attempts started (for tests and the benchmark)."""
         self.completed = 0

@@ -87,6 +87,7 @@ class PgBouncerCollector:
             classify=login.failure_class,
             explain=login.explain,
             clock=clock,
+            first_after=target.interval / 2,
         )
         self._probing = probe_dsn is not None
 

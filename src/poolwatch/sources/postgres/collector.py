@@ -189,6 +189,7 @@ class PostgresCollector:
             classify=login.failure_class,
             explain=login.explain,
             clock=clock,
+            first_after=target.interval / 2,
         )
 
     # --- the Collector contract ---------------------------------------------------------------

@@ -176,6 +176,7 @@ class RedisCollector:
             timeout=target.timeout,
             classify=login.failure_class,
             clock=clock,
+            first_after=target.interval / 2,
         )
 
     # --- the poll ---

@@ -11,6 +11,8 @@ Why it is built this way:
   cannot be reached, never that PgBouncer is full.
 - One connection, kept; a lost one is reopened at once in the same poll, then with the shared
   capped exponential backoff with jitter, never two at once.
+- The console cannot tell whether clients get through; with a `probe_dsn` a login probe
+  (`poolwatch.sources.login`, pgbouncer/login.py) does, through PgBouncer into a real database.
 
 Time: connecting and the SHOW round trips each get 30 % of the timeout, so a poll that loses its
 connection, reconnects and reads again still fits the runner's timeout. A timeout mid-read drops
@@ -40,6 +42,8 @@ from poolwatch.core.model import Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.pgbouncer import login
 from poolwatch.sources.pgbouncer.settings import ADMIN_DATABASE, PgBouncerTarget
 from poolwatch.sources.pgbouncer.show import COMMANDS, Counters, Row, readings, snapshot
 
@@ -102,6 +106,20 @@ class PgBouncerCollector:
         self._failure = ""
         self._counters: Counters | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        probe_dsn = str(target.probe_dsn) if target.probe_dsn else None  # checked at load
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(probe_dsn or "", self.timeout),
+            # without a probe_dsn there is nothing to log in to: the console is exempt
+            interval=target.probe_interval if probe_dsn else None,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            explain=login.explain,
+            clock=clock,
+            first_after=target.interval / 2,
+        )
+        self._probing = probe_dsn is not None
 
     # --- the Collector contract ---------------------------------------------------------------
 
@@ -109,9 +127,10 @@ class PgBouncerCollector:
         async with self._lock:
             tables = await self._fetch()
             out, self._counters = readings(self.instance, snapshot(tables), self._counters)
-            return out
+            return [*out, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         async with self._lock:
             await self._drop(None)
 
@@ -120,6 +139,7 @@ class PgBouncerCollector:
         the timeout when it starts, so a changed one applies from the next poll."""
         self.rules, self.interval = target.rules, target.interval
         self.timeout, self._step = target.timeout, target.timeout * 0.3
+        self.probe.reconfigure(target.probe_interval if self._probing else None, target.timeout)
 
     # --- the admin console ----------------------------------------------------------------
 

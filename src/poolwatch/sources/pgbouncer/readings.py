@@ -12,6 +12,8 @@ CHECKS = (
     "pool_saturated",
     "database_server_connections",
     "wait_per_transaction_seconds",
+    "login_ok",  # the login probe (poolwatch.sources.login), with a `probe_dsn` only
+    "login_seconds",
 )
 
 UNITS = {
@@ -24,4 +26,6 @@ UNITS = {
     "pool_saturated": "bool",
     "database_server_connections": "connections",
     "wait_per_transaction_seconds": "seconds",
+    "login_ok": "bool",
+    "login_seconds": "seconds",
 }

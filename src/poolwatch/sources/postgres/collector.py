@@ -16,6 +16,9 @@ Why it is built this way (each point is a mistake other monitors make):
   Any other error is the server answering: a partial poll with the reason in `up`'s message.
 - asyncpg never reconnects by itself: after a lost connection poolwatch reconnects at once, then
   with capped exponential backoff and jitter, and never holds two connections to one target.
+- The kept session cannot see that nobody else can log in (a hung postmaster, a changed
+  password): a login probe beside it (`poolwatch.sources.login`) logs in afresh every
+  `probe_interval`, for a moment, never awaited by a poll; its readings ride on every poll.
 
 Time: connecting and each statement get 30 % of the collector's timeout, and a catalog read starts
 only if it can end within 90 % of it, so a poll that loses its connection, reconnects and reads
@@ -45,7 +48,8 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
-from poolwatch.sources.postgres import queries
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.postgres import login, queries, sessions
 from poolwatch.sources.postgres.dsn import libpq_uri
 from poolwatch.sources.postgres.holders import holders_context
 from poolwatch.sources.postgres.queries import Detail, raw_text
@@ -88,23 +92,9 @@ Counters = dict[int, tuple[int, str | None]]
 
 
 def deadlock_delta(previous: Counters | None, current: Counters) -> int | None:
-    """Deadlocks since the last poll, summed over databases; None on the first poll.
-
-    A database whose `stats_reset` changed, or whose counter went down (stats reset, crash
-    restart), counts from zero; a database not seen before is only a baseline.
-    """
-    if previous is None:
-        return None
-    total = 0
-    for oid, (count, reset) in current.items():
-        before = previous.get(oid)
-        if before is None:
-            continue
-        if reset != before[1] or count < before[0]:
-            total += count
-        else:
-            total += count - before[0]
-    return total
+    """Deadlocks since the last poll, summed over databases; None on the first poll (the
+    rule for every `pg_stat_database` counter: `sessions.counter_delta`)."""
+    return sessions.counter_delta(previous, current)
 
 
 def label_value(name: str) -> str:
@@ -147,6 +137,8 @@ class _Poll:
     out_of_time: bool = False
     deadlocks: Counters | None = None
     """The new deadlock baseline, kept only if the poll as a whole succeeds."""
+    sessions: dict[str, Counters] | None = None
+    """The new baseline of the session counters, likewise."""
     users: dict[int, str] = field(default_factory=dict)
     """Role names by oid, from the NAMES read (empty when it failed)."""
     exhausted: str | None = None
@@ -191,7 +183,19 @@ class PostgresCollector:
         self.limit_notes: list[LimitNote] = []
         """Configured limits the server's own undercuts (`max_connections` above it)."""
         self._deadlocks: Counters | None = None
+        self._sessions: dict[str, Counters] | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(self._dsn, self._password, self.timeout),
+            interval=target.probe_interval,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            explain=login.explain,
+            clock=clock,
+            first_after=target.interval / 2,
+        )
 
     # --- the Collector contract ---------------------------------------------------------------
 
@@ -202,15 +206,18 @@ class PostgresCollector:
                 poll = await self._poll()
             except _SaturatedError:
                 self.last_poll_partial = True
-                return self._saturation()
+                return [*self._saturation(), *self.probe.poll()]
             if poll.deadlocks is not None:
                 self._deadlocks = poll.deadlocks
+            if poll.sessions is not None:
+                self._sessions = poll.sessions
             if poll.unread:
                 self.last_poll_partial = True
                 self._log.warning("postgres_partial_poll", unread=poll.unread)
-            return poll.readings
+            return [*poll.readings, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         async with self._lock:
             await self._drop(None)
 
@@ -219,6 +226,7 @@ class PostgresCollector:
         statement and lock timeouts, the last two on the live session at the next poll."""
         self.rules, self.interval = target.rules, target.interval
         self.include_query_text = target.include_query_text
+        self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout, self._step = target.timeout, target.timeout * 0.3
             self._statement_timeout = self._step * 0.8
@@ -386,6 +394,7 @@ class PostgresCollector:
             if self._saturated:
                 raise _SaturatedError
             raise SourceError(f"{self._failure}; next reconnect attempt in {wait:.0f}s")
+        started = self._clock()
         try:
             conn = await asyncpg.connect(
                 self._dsn,
@@ -418,6 +427,7 @@ class PostgresCollector:
         if self._failures:
             self._log.info("postgres_reconnected", attempts=self._failures)
         self._conn, self._failures, self._retry_at, self._saturated = conn, 0, 0.0, False
+        self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         return conn
 
     async def _drop(self, reason: str | None) -> None:
@@ -538,6 +548,9 @@ class PostgresCollector:
         delta = deadlock_delta(self._deadlocks, counters)
         if delta is not None:
             poll.readings.append(self._reading("deadlocks", delta, "deadlocks"))
+        poll.sessions = sessions.session_counters(row["sessions"], started)
+        for check, grown in sessions.session_deltas(self._sessions, poll.sessions).items():
+            poll.readings.append(self._reading(check, grown, sessions.UNIT))
 
     def _size_readings(self, row: Any, poll: _Poll) -> None:
         seen: set[str] = set()

@@ -104,13 +104,17 @@ SELECT
 """Names by oid, each as the hex of its bytes."""
 
 DEADLOCKS = Detail(
-    "deadlock counters",
+    "deadlock and session counters",
     """
 SELECT coalesce(json_agg(json_build_array(datid, deadlocks, stats_reset::text)), '[]')
-    AS deadlocks
-FROM pg_stat_database
+    AS deadlocks,
+    coalesce(json_agg(json_build_array(datid, stats_reset::text, s -> 'sessions_fatal',
+        s -> 'sessions_abandoned', s -> 'sessions_killed')), '[]') AS sessions
+FROM pg_stat_database d CROSS JOIN LATERAL to_jsonb(d) AS s
 """,
 )
+"""The session counters are PostgreSQL 14+: read through `to_jsonb(row)`, they are null on an
+older server instead of failing the statement (sessions.py)."""
 
 SIZES = Detail(
     "database sizes",

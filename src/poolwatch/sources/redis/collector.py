@@ -1,7 +1,9 @@
 """Redis source: clients against the server's own `maxclients`, memory, hit rate, rejections.
 
 One collector per target holds **one** connection (named `poolwatch`), never a pool, so watching
-never costs the server more than one client slot. A lost connection is reopened at once, once;
+never costs the server more than one client slot, and a second for the moment of a login probe
+(`poolwatch.sources.login`, named `poolwatch-probe`): the kept connection cannot see that new
+clients are refused. A lost connection is reopened at once, once;
 after that, attempts wait a capped exponential backoff with jitter. When the server is full, the
 connection poolwatch already holds keeps working and reports the true count; if that connection
 was lost and the server refuses a new one with "max number of clients reached", the collector
@@ -33,6 +35,8 @@ from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.redis import login
 from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
     EXHAUSTED_CHECK,
@@ -175,6 +179,16 @@ class RedisCollector:
         self._saturated = False
         self.last_poll_partial = False
         """True while saturated: only the count is known, so nothing else counts as gone."""
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(self._class, self._options),
+            interval=target.probe_interval,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            clock=clock,
+            first_after=target.interval / 2,
+        )
 
     # --- the poll ---
 
@@ -187,7 +201,7 @@ class RedisCollector:
             info = await self._info()
         except _SaturatedError as exc:
             self.last_poll_partial = True
-            return self._saturated_readings(refused_now=exc.refused_now)
+            return [*self._saturated_readings(refused_now=exc.refused_now), *self.probe.poll()]
         from_config = None if "maxclients" in info else await self.maxclients_from_config()
         server = server_maxclients(info, from_config)
         configured = self.configured_maxclients
@@ -213,15 +227,17 @@ class RedisCollector:
             clients = await self._with_holders(clients, full=full)
         readings = [clients if r.check == CLIENTS_CHECK and clients else r for r in readings]
         readings.insert(1, self._exhausted(clients, server) if full else self._idle_exhausted())
-        return readings
+        return [*readings, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         await self._drop()
 
     def reconfigure(self, target: RedisTarget) -> None:
         """New rules, interval and timeout; a changed timeout reaches the socket timeouts by a
         reconnect at the next poll (redis-py fixes them per connection)."""
         self.rules, self.interval = target.rules, target.interval
+        self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout = target.timeout
             self._class, self._options = connection_options(target, target.timeout / 2)
@@ -366,6 +382,7 @@ class RedisCollector:
                 raise _SaturatedError(False)
             raise SourceError(f"{self._last_failure}; next attempt in {wait:.1f}s")
         conn = cast(_Wire, self._class(**self._options))
+        started = self._clock()
         try:
             await conn.connect()
         except RedisError as exc:
@@ -375,6 +392,7 @@ class RedisCollector:
             await _quietly_disconnect(conn)
             raise
         self._conn, self._config_get = conn, True
+        self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         if self._failures:
             self._log.info(
                 "redis_reconnected", instance=self.instance, after_failures=self._failures

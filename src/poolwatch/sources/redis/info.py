@@ -180,12 +180,21 @@ READINGS: tuple[Spec, ...] = (
     Share("memory_percent", "used_memory", "maxmemory"),
     Delta("evicted_keys", "evicted_keys", "keys"),
 )
-CHECKS = (UP_CHECK, EXHAUSTED_CHECK, *(spec.check for spec in READINGS), HIT_RATE_CHECK)
+LOGIN_UNITS = {"login_ok": "bool", "login_seconds": "seconds"}
+"""The login probe's readings (poolwatch.sources.login), beside INFO's."""
+CHECKS = (
+    UP_CHECK,
+    EXHAUSTED_CHECK,
+    *(spec.check for spec in READINGS),
+    HIT_RATE_CHECK,
+    *LOGIN_UNITS,
+)
 UNITS = {
     UP_CHECK: "bool",
     EXHAUSTED_CHECK: "bool",
     **{spec.check: spec.unit for spec in READINGS},
     HIT_RATE_CHECK: "percent",
+    **LOGIN_UNITS,
 }
 
 

@@ -14,6 +14,7 @@ from poolwatch.config.fields import (
     REDACTED_URL,
     SENSITIVE,
     Duration,
+    DurationOrOff,
     Name,
     Secret,
     check_url_port,
@@ -55,6 +56,8 @@ class RedisTarget(Judged):
     max_clients: int | None = Field(None, ge=1)
     hit_rate_min_lookups: int = Field(100, ge=1)
     hit_rate_window: Duration = Field(600.0, gt=0)
+    probe_interval: DurationOrOff = None
+    """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
 
     @model_validator(mode="after")
     def _connectable(self) -> RedisTarget:
@@ -74,6 +77,7 @@ class RedisSettings(TargetedSettings):
         "max_clients",
         "hit_rate_min_lookups",
         "hit_rate_window",
+        "probe_interval",
     )
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("REDIS_CONN_WARNING", ("rules", "connected_clients", "warning")),
@@ -87,6 +91,8 @@ class RedisSettings(TargetedSettings):
     """`keyspace_hit_rate_percent` is judged only over at least this many hits + misses ..."""
     hit_rate_window: Duration = Field(600.0, gt=0)
     """... seen within this long (README "Source: Redis", "The hit rate")."""
+    probe_interval: DurationOrOff = 30.0
+    """A fresh connection (connect, AUTH, `PING`, close) this often; `off`: none."""
     targets: list[RedisTarget] = []
 
     def collector(self) -> Callable[[Any], Collector]:

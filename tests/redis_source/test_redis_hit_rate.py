@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.redis_source.harness import Polls, RedisServer, redis_target
+from tests.redis_source.harness import START, Polls, RedisServer, redis_target
 
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
@@ -29,8 +29,8 @@ async def driven(redis_server: RedisServer, validate_event: Callable[..., Any]) 
     drive: Polls | None = None
 
     def clock() -> float:
-        assert drive is not None
-        return drive.now.timestamp()
+        # the login probe reads the clock while the collector is built, before `drive` is
+        return (drive.now if drive is not None else START).timestamp()
 
     collector = RedisCollector(
         redis_target(redis_server.url), backoff=Backoff(0.01, 0.05), clock=clock

@@ -13,11 +13,10 @@ from tests.pgbouncer_source.bouncer import Bouncer
 from tests.postgres.pgserver import PgServer
 
 
-@pytest.fixture
-def bouncer(pg: PgServer) -> Iterator[Bouncer]:
+def _bouncer(backend: PgServer) -> Iterator[Bouncer]:
     # not pytest's tmp_path: its parents are root's alone, and PgBouncer runs as postgres
     root = Path(tempfile.mkdtemp(prefix="pw-pgb-"))
-    running = Bouncer(root, pg)
+    running = Bouncer(root, backend)
     try:
         running.write_config()
         running.start()
@@ -25,3 +24,14 @@ def bouncer(pg: PgServer) -> Iterator[Bouncer]:
     finally:
         running.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def bouncer(pg: PgServer) -> Iterator[Bouncer]:
+    yield from _bouncer(pg)
+
+
+@pytest.fixture
+def bouncer_before_private(pg_private: PgServer) -> Iterator[Bouncer]:
+    """A PgBouncer in front of a server the test may stop."""
+    yield from _bouncer(pg_private)

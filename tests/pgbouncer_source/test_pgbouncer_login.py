@@ -10,11 +10,7 @@ this process (tests/running.py); waits are bounded.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,20 +43,6 @@ def collector_for(bouncer: Bouncer, probe: bool = True) -> PgBouncerCollector:
     if probe:
         fast["probe_dsn"] = bouncer.client_dsn()
     return PgBouncerCollector(target.model_copy(update=fast))
-
-
-@pytest.fixture
-def bouncer_before_private(pg_private: PgServer) -> Iterator[Bouncer]:
-    """A PgBouncer in front of a server the test may stop."""
-    root = Path(tempfile.mkdtemp(prefix="pw-pgb-"))
-    running = Bouncer(root, pg_private)
-    try:
-        running.write_config()
-        running.start()
-        yield running
-    finally:
-        running.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def first_probe(daemon: Running) -> None:

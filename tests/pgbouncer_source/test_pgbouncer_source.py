@@ -124,6 +124,17 @@ async def client(bouncer: Bouncer, *, autocommit: bool = True) -> psycopg.AsyncC
     )
 
 
+async def fill(bouncer: Bouncer, clients: list[psycopg.AsyncConnection[Any]]) -> str:
+    """Open clients (into `clients`, for the caller to close) until PgBouncer refuses one;
+    what it said."""
+    for _ in range(MAX_CLIENT_CONN + 5):
+        try:
+            clients.append(await client(bouncer))
+        except psycopg.OperationalError as exc:
+            return str(exc)
+    return ""
+
+
 def documented_checks() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("## Source: PgBouncer", 1)[1].split("\n## ", 1)[0]
@@ -212,14 +223,8 @@ async def test_a_full_pgbouncer_refuses_clients_but_poolwatch_still_reports(
     """Clients up to max_client_conn: PgBouncer refuses the next, and a fresh admin connection
     still gets in (the console is exempt): saturation, never PgBouncerDown."""
     clients: list[psycopg.AsyncConnection[Any]] = []
-    refused = ""
     try:
-        for _ in range(MAX_CLIENT_CONN + 5):
-            try:
-                clients.append(await client(bouncer))
-            except psycopg.OperationalError as exc:
-                refused = str(exc)
-                break
+        refused = await fill(bouncer, clients)
         assert "max_client_conn" in refused
         assert len(clients) == MAX_CLIENT_CONN
         collector = PgBouncerCollector(make_target(bouncer.admin_dsn()), clock=FakeClock())
@@ -247,14 +252,8 @@ async def test_at_max_client_conn_the_exhausted_alert_fires_and_holds_while_full
     (critical) fires whatever the client thresholds, stays while full, resolves once drained."""
     await harness.poll()
     clients: list[psycopg.AsyncConnection[Any]] = []
-    refused = ""
     try:
-        for _ in range(MAX_CLIENT_CONN + 5):
-            try:
-                clients.append(await client(bouncer))
-            except psycopg.OperationalError as exc:
-                refused = str(exc)
-                break
+        refused = await fill(bouncer, clients)
         assert "max_client_conn" in refused
         for _ in range(3):
             await harness.poll()

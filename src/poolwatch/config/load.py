@@ -28,7 +28,7 @@ from poolwatch.config.model import Config
 from poolwatch.config.plugin import EnvVar, SourceSettings
 from poolwatch.config.rules import parse_threshold
 from poolwatch.config.secrets import is_secret_path, secret_kind
-from poolwatch.core.secrets import url as redact_url
+from poolwatch.core.secrets import Scrubber, unparsed, url_secrets
 
 
 class ConfigError(Exception):
@@ -162,14 +162,15 @@ def _place(data: dict[str, Any], path: tuple[str, ...], value: object) -> tuple[
     return (*where, keys[0])
 
 
-def _env_value(env: Mapping[str, str], var: EnvVar) -> str | None:
-    """`NAME`, or, for a variable that sets a declared secret, the content of `NAME_FILE`."""
+def _env_value(env: Mapping[str, str], var: EnvVar) -> tuple[str, str] | None:
+    """(value, the variable it came from): `NAME`, or, for a variable that sets a declared
+    secret, the content of `NAME_FILE` (which an error then names)."""
     if var.name in env:
-        return env[var.name]
+        return env[var.name], var.name
     file_name = f"{var.name}_FILE"
     if file_name in env and is_secret_path(Config, var.path):
         try:
-            return read_secret_file(env[file_name], file_name)
+            return read_secret_file(env[file_name], file_name), file_name
         except ValueError as exc:
             raise ConfigError(f"config error: {file_name}: {exc}") from None
     return None
@@ -185,12 +186,13 @@ def apply_environment(
     for var in environment_table():
         if var.needs is not None and not env.get(var.needs):
             continue
-        value: object = _env_value(env, var)
-        if value is None or (var.needs is None and var.path[-1] == "url" and value == ""):
+        found = _env_value(env, var)
+        if found is None or (var.needs is None and var.path[-1] == "url" and found[0] == ""):
             continue
+        value: object = found[0]
         if var.split:
             value = [item.strip() for item in str(value).split(",") if item.strip()]
-        origins[_place(data, var.path, value)] = var.name
+        origins[_place(data, var.path, value)] = found[1]
         _place(said, var.path, value)
     return origins, said
 
@@ -295,10 +297,25 @@ def _describe(error: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) 
     shown = "" if isinstance(value, dict | list) or value is None else f" {value!r}:"
     kind = _secret_kind(parts)
     if kind == "url" and isinstance(value, str):
-        shown = f" {redact_url(value)!r}:"
+        # a value that failed to parse: its password may be anywhere, so only its scheme and
+        # host are shown, and no piece of what it holds is left in the message
+        visible = unparsed(value)
+        shown = f" {visible!r}:" if visible is not None else " (value hidden):"
+        message = Scrubber(_secret_guesses(value))(message)
     elif kind is not None:
         shown = " (value hidden):"
     return f"{where}:{shown} {message}"
+
+
+def _secret_guesses(text: str) -> list[str]:
+    """What in a URL/DSN that failed to parse may be a secret: every way to read a password
+    from it, and the whole userinfo."""
+    guesses = url_secrets(text)
+    rest = text.partition("://")[2]
+    if "@" in rest:
+        userinfo = rest.rpartition("@")[0]
+        guesses += [userinfo, userinfo.partition(":")[2]]
+    return [g for g in guesses if g]
 
 
 def _secret_kind(parts: tuple[str, ...]) -> str | None:

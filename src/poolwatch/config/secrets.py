@@ -27,8 +27,7 @@ def secret_values(value: object) -> Iterator[str]:
     if isinstance(value, SecretStr):
         yield value.get_secret_value()
     elif isinstance(value, CredentialUrl):
-        if value.password:
-            yield value.password
+        yield from value.secrets()
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             yield from secret_values(getattr(value, name))

@@ -16,12 +16,23 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from poolwatch.core import conninfo
+
 MASK = "***"
 _SECRET_QUERY_KEYS = {"password", "pass", "secret", "token", "sslpassword", "api_key"}
+_SECRET_KEYWORDS = frozenset({"password", "sslpassword"})
+"""The libpq keywords that hold a secret."""
 _USERINFO_PASSWORD = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@"
+    # to the last `@` of the word: a password may hold an unencoded `/`, `?`, `#` or `@`
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):\S*@"
 )
-_KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|pass|secret|token)\s*=\s*('[^']*'|\S+)")
+_KEYWORD_PASSWORD = re.compile(
+    # libpq's quoting: `'...'` with `\x` escapes (to the end when never closed), or a bare word
+    r"(?i)\b(sslpassword|password|pass|secret|token)\s*=\s*"
+    r"('(?:[^'\\]|\\.?)*'?|(?:[^\s\\]|\\.?)+)",
+    re.DOTALL,
+)
+_SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
 
 FREE_TEXT_KEYS = frozenset(
     {"reason", "error", "exception", "exc_info", "detail", "response", "address", "url", "dsn"}
@@ -32,9 +43,14 @@ values and reasons that were scrubbed where they entered (the runtime's failure 
 
 
 def url(text: str) -> str:
-    """A URL or libpq DSN with its password (userinfo or query) masked; other parts kept."""
+    """A URL or libpq DSN with its password (userinfo, query or keyword) masked; other parts
+    kept. A userinfo that urllib cannot see (a password with an unencoded `/`, `?` or `#` ends
+    the host early) is masked to the last `@`."""
     if "://" not in text:
-        return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}={MASK}", text)
+        return _keywords_masked(text)
+    if hidden_userinfo(text) is not None:
+        masked = _USERINFO_PASSWORD.sub(rf"\g<scheme>\g<user>:{MASK}@", text)
+        return masked if hidden_userinfo(masked) is not None else url(masked)
     try:
         parts = urlsplit(text)
     except ValueError:
@@ -53,28 +69,100 @@ def url(text: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def unparsed(text: str) -> str | None:
+    """A URL or DSN that failed to parse, as far as it may be shown: its scheme and host, with
+    everything between `://` and the last `@` masked and whatever follows the host (a path, a
+    query, a fragment: where tokens live) masked too; a keyword DSN with its secret values
+    masked. None when nothing of it can be shown safely."""
+    match = _SCHEME.match(text.strip())
+    if match is None:
+        try:
+            items = conninfo.keywords(text)
+        except conninfo.ConninfoError:
+            return None
+        return _spans_masked(text, items) if items else None
+    rest = match.group("rest")
+    _, at, hostpart = rest.rpartition("@")
+    end = min((i for i in (hostpart.find(c) for c in "/?#") if i >= 0), default=len(hostpart))
+    host, tail = hostpart[:end], hostpart[end:]
+    shown = f"{match.group('scheme')}://{MASK + '@' if at else ''}{host}"
+    return shown + (f"{tail[0]}{MASK}" if tail else "")
+
+
 def url_password(text: str) -> str | None:
     """The password a URL (userinfo or query) or libpq keyword DSN carries, if any."""
+    return next(iter(url_secrets(text)), None)
+
+
+def url_secrets(text: str) -> list[str]:
+    """Every secret a URL or DSN carries: the userinfo password (to the last `@` when urllib
+    cannot see it), secret query values, libpq's `password` and `sslpassword`."""
     if "://" not in text:
-        match = _KEYWORD_PASSWORD.search(text)
-        return match.group(2).strip("'") if match else None
+        try:
+            items = conninfo.keywords(text)
+        except conninfo.ConninfoError:
+            return []
+        found = {item.key: item.value for item in items if item.key in _SECRET_KEYWORDS}
+        return [value for value in found.values() if value]
+    hidden = hidden_userinfo(text)
+    if hidden is not None:
+        return [hidden]
     try:
         parts = urlsplit(text)
         password = parts.password
     except ValueError:
-        return None
-    if password:
-        return password
+        return []
+    found_values = [password] if password else []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key.lower() in _SECRET_QUERY_KEYS and value:
-            return value
-    return None
+            found_values.append(value)
+    return found_values
 
 
 def mask_urls(text: str) -> str:
     """Free text with the password of every URL or `password=` keyword in it masked."""
     text = _USERINFO_PASSWORD.sub(rf"\g<scheme>\g<user>:{MASK}@", text)
     return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}={MASK}", text)
+
+
+def hidden_userinfo(text: str) -> str | None:
+    """The password of a URL whose userinfo urllib cannot see: `user:pass` with an unencoded
+    `/`, `?` or `#` in the password, so that urllib ends the host inside it and the `@` lands
+    in the path. Detected as a host part (to the first `/`, `?` or `#`) that holds a `:` and no
+    `@` while an `@` follows; the password then runs from that `:` to the last `@`."""
+    match = _SCHEME.match(text.strip())
+    if match is None:
+        return None
+    rest = match.group("rest")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" in authority or ":" not in authority or "@" not in rest[end:]:
+        return None
+    userinfo = rest[: rest.rfind("@")]
+    return userinfo.partition(":")[2]
+
+
+def _keywords_masked(text: str) -> str:
+    """A libpq keyword DSN with its secret values masked, read as libpq reads it; text that
+    is not one (free text, an unterminated quote) has every `password=`-like value masked, to
+    the end of the text for a quote that never closes."""
+    try:
+        items = conninfo.keywords(text)
+    except conninfo.ConninfoError:
+        return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    return _spans_masked(text, items)
+
+
+def _spans_masked(text: str, items: list[conninfo.Keyword]) -> str:
+    pieces: list[str] = []
+    position = 0
+    for item in items:
+        if item.key.lower() in _SECRET_KEYWORDS or item.key.lower() in _SECRET_QUERY_KEYS:
+            pieces.append(text[position : item.start])
+            pieces.append(MASK)
+            position = item.end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 class Scrubber:

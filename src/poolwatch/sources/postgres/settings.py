@@ -16,6 +16,7 @@ from poolwatch.config.fields import (
     Secret,
     check_port,
     check_url_port,
+    check_userinfo,
     credential,
 )
 from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
@@ -33,6 +34,7 @@ def check_dsn(text: str) -> str:
     if not text:
         return text
     if "://" in text:
+        check_userinfo(text, at_in_path=True)
         parts = urlsplit(text)
         if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError(

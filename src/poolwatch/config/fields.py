@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -273,6 +273,11 @@ class Frozen(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True
     )
+
+    def more_secrets(self) -> Iterable[str]:
+        """Secrets this model holds beyond its `Secret`/`CredentialUrl` fields, for the log
+        scrubber (the webhook settings add the path and tokens of a URL not declared public)."""
+        return ()
 
     @model_validator(mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from poolwatch.core import conninfo
 
@@ -87,6 +87,56 @@ def unparsed(text: str) -> str | None:
     host, tail = hostpart[:end], hostpart[end:]
     shown = f"{match.group('scheme')}://{MASK + '@' if at else ''}{host}"
     return shown + (f"{tail[0]}{MASK}" if tail else "")
+
+
+def opaque_url(text: str) -> str:
+    """A URL whose path and query are secret too, as a webhook's are (Slack and Discord keep
+    their tokens in the path, Azure in `sig=`, Google Chat in `key=`): scheme, host and port
+    are kept, and the query's keys (which say what kind of token it was); the password, the
+    path, every query value, a key without a value and the fragment are masked."""
+    if hidden_userinfo(text) is not None:
+        return unparsed(text) or MASK
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return unparsed(text) or MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hostport}" if has_password else netloc
+    path = parts.path if parts.path in ("", "/") else f"/{MASK}"
+    query = "&".join(
+        f"{piece.partition('=')[0]}={MASK}" if "=" in piece else MASK
+        for piece in parts.query.split("&")
+        if piece
+    )
+    return urlunsplit((parts.scheme, netloc, path, query, MASK if parts.fragment else ""))
+
+
+OPAQUE_PIECE = 16
+"""A path segment or query value at least this long counts as a token the scrubber learns (a
+shorter one is a word such as `services` or `json`, not a credential anyone issues)."""
+
+
+def opaque_secrets(text: str) -> list[str]:
+    """What the scrubber learns of a URL whose path and query are secret (see `opaque_url`):
+    the URL itself, its path, its fragment, and every path segment and query value of
+    `OPAQUE_PIECE` characters or more (as written and decoded), besides its password."""
+    found = [text, *url_secrets(text)]
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return found
+    if parts.path not in ("", "/"):
+        found.append(parts.path)
+    found += [segment for segment in parts.path.split("/") if len(segment) >= OPAQUE_PIECE]
+    for piece in parts.query.split("&"):
+        value = piece.partition("=")[2] if "=" in piece else piece
+        found += [v for v in {value, unquote_plus(value)} if len(v) >= OPAQUE_PIECE]
+    if parts.fragment:
+        found.append(parts.fragment)
+    return found
 
 
 def url_password(text: str) -> str | None:

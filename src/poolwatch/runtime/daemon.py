@@ -34,6 +34,7 @@ from poolwatch.runtime.select import Selection
 from poolwatch.silences.store import SilenceStore
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host.collector import host_name
+from poolwatch.statefiles import open_mode
 
 PLUGIN_FORMATS = ("nagios", "checkmk")
 """`--once` formats read by a monitoring system, which takes stderr for output too."""
@@ -126,6 +127,14 @@ async def _daemon(config: Config, path: Path | None) -> None:
     log = logs.get_logger()
     for note in config.notes:
         log.warning("config_note", note=note)
+    mode = open_mode(config.state_dir)
+    if mode is not None:  # made by the operator: said, not changed (see poolwatch.statefiles)
+        log.warning(
+            "state_dir_open",
+            path=str(config.state_dir),
+            mode=mode,
+            fix=f"chmod 700 {config.state_dir}: its files are private, the names in it are not",
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -31,6 +31,7 @@ from typing import Any
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.runtime.view import Owner, RuntimeView
+from poolwatch.statefiles import open_private, private_dir
 
 SCHEMA = "poolwatch.runtime.heartbeat/v1"
 FILE_NAME = "heartbeat"
@@ -51,8 +52,8 @@ def claim(state_dir: Path) -> int | None:
     one's heartbeat on its way out. Returns the lock's descriptor; None when the state dir
     cannot hold a lock file (unwritable: the heartbeat then says so, see `Heartbeat`)."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(state_dir)
+        fd = open_private(state_dir / LOCK_NAME, os.O_RDWR)
     except OSError:
         return None
     try:
@@ -117,8 +118,10 @@ class Heartbeat:
         """Replace the file atomically; an unwritable state dir is logged once, then retried."""
         temporary = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+            private_dir(self.path.parent)
+            fd = open_private(temporary, os.O_WRONLY | os.O_TRUNC)
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(json.dumps(self.snapshot()))
             os.replace(temporary, self.path)
         except OSError as exc:
             self.last_error = exc.strerror or str(exc)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from poolwatch.runtime.logs import get_logger
+from poolwatch.statefiles import open_private, own_dir, private_file
 
 _T = TypeVar("_T")
 
@@ -208,8 +209,8 @@ class DurableQueue:
 
     def _open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            own_dir(self.path.parent)
+            lock_fd = open_private(Path(f"{self.path}.lock"), os.O_RDWR)
         except OSError as exc:
             raise QueueError(f"cannot create queue {self.path}: {exc.strerror}") from None
         try:
@@ -230,6 +231,10 @@ class DurableQueue:
             raise QueueError(f"cannot open queue {self.path}: {exc}") from None
 
     def _connect(self) -> None:
+        try:
+            private_file(self.path)  # before sqlite: its -wal and -shm take this file's mode
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot create {self.path}: {exc.strerror}") from None
         db = sqlite3.connect(self.path, timeout=self.io_timeout, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")

@@ -156,6 +156,8 @@ def test_check_config_never_shows_a_password(
         ({"POOLWATCH_REDIS_URL": "redis://:c2Vj/cmV0@cache:6379/0"}, "POOLWATCH_REDIS_URL"),
         ({"POOLWATCH_WEBHOOK_URL": "https://u:c2Vj#cmV0@hook.example/x"}, "POOLWATCH_WEBHOOK_URL"),
         ({"POOLWATCH_POSTGRES_DSN": "mon:c2VjcmV0@db/app"}, "neither a URI"),
+        # a comma in the password splits the list: the first piece's "port" is a piece of it
+        ({"POOLWATCH_ALERTMANAGER_URL": "http://am:c2Vj,cmV0@am.example:9093"}, "alertmanager"),
     ],
 )
 def test_every_mode_refuses_a_misread_password_without_it(env: dict[str, str], says: str) -> None:

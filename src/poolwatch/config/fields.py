@@ -116,25 +116,28 @@ def unique_names(items: list[_Named]) -> list[_Named]:
 # --- addresses and files -------------------------------------------------------------------------
 
 
-def check_port(port: int | str | None, what: str) -> None:
+def check_port(port: int | str | None, what: str, *, echo: bool = True) -> None:
     """A TCP port an operator wrote: 1 to 65535. The text is echoed only when it looks like a
-    port typo (short, one word): a "port" that is really a slice of a DSN is not shown."""
+    port typo (short, one word) and `echo` allows: a "port" that is really a slice of a DSN or
+    of a password is not shown."""
     if port is None:
         return
     text = str(port)
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        shown = f" {text!r}" if re.fullmatch(r"[\w.+-]{0,12}", text) else ""
+        shown = f" {text!r}" if echo and re.fullmatch(r"[\w.+-]{0,12}", text) else ""
         raise ValueError(f"{what} port{shown} is not a port number (1 to 65535)")
 
 
 def check_url_port(netloc: str) -> None:
     """The port of a URL's `[user@]host[:port]`, checked with a message an operator reads
-    (urllib's own is "Port out of range 0-65535", which also admits 0)."""
-    hostport = netloc.rpartition("@")[2]
+    (urllib's own is "Port out of range 0-65535", which also admits 0). Without a `user@`, a
+    "port" of letters may be a password that lost its `@` (a list split at a comma in it): it
+    is not echoed then."""
+    _, at, hostport = netloc.rpartition("@")
     tail = hostport[hostport.rfind("]") + 1 :]
     _, colon, port = tail.rpartition(":")
     if colon:
-        check_port(port, "the")
+        check_port(port, "the", echo=bool(at) or port.isdigit())
 
 
 def parse_listen(address: str) -> tuple[str, int]:

@@ -85,6 +85,9 @@ def unparsed(text: str) -> str | None:
     _, at, hostpart = rest.rpartition("@")
     end = min((i for i in (hostpart.find(c) for c in "/?#") if i >= 0), default=len(hostpart))
     host, tail = hostpart[:end], hostpart[end:]
+    name, colon, port = host.rpartition(":")
+    if colon and not at and "]" not in port and not port.isdigit():
+        host = f"{name}:{MASK}"  # no `@`: a "port" of letters may be a password that lost it
     shown = f"{match.group('scheme')}://{MASK + '@' if at else ''}{host}"
     return shown + (f"{tail[0]}{MASK}" if tail else "")
 

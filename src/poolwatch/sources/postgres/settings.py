@@ -40,9 +40,9 @@ def check_dsn(text: str) -> str:
             raise ValueError(
                 f"scheme {parts.scheme!r} is not PostgreSQL; expected postgresql://user@host/db"
             )
-        hosts = parts.netloc.rpartition("@")[2]
+        userinfo, at, hosts = parts.netloc.rpartition("@")
         for host in hosts.split(","):  # libpq's multi-host form
-            check_url_port(host)
+            check_url_port(f"{userinfo}{at}{host}")
         for key, value in parse_qsl(parts.query):
             if key == "port":
                 for item in value.split(","):

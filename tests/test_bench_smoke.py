@@ -59,3 +59,21 @@ def test_bench_quick_churn_prints_growth_per_hour() -> None:
     assert "/h | — |" in done.stdout
     assert "NOT MEASURED" not in done.stdout
     assert "| churn soak: alerts |" in done.stdout
+
+
+@pytest.mark.integration
+def test_bench_login_probe_prints_its_tables() -> None:
+    """The login probe's benchmark end to end, briefly: both tables, every source measured."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.login_probe", "--probes", "3", "--minutes", "0.05"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("| PostgreSQL (SCRAM) |", "| Redis (no AUTH) |", "| PgBouncer → PostgreSQL |"):
+        assert row in done.stdout
+    assert "| 30s (default) |" in done.stdout
+    assert "| off | 0.0 | 0 | — |" in done.stdout

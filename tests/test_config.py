@@ -41,9 +41,14 @@ def test_seed_defaults() -> None:
     cpu = config.host.rules["cpu_percent"]
     assert (cpu.alert, cpu.alert_critical) == ("HighCPUUsage", "CriticalCPUUsage")
     assert (cpu.warning, cpu.critical) == (Threshold(80, True), Threshold(95, True))
+    # the seed's "75 % / 90 % of max connections" and "80 % / 90 % of maxclients", of the limit
+    # each server enforces: 150/180 and 800/900 on the seed's 200 and 1000
     pool = config.postgres.rules["connections"]
-    assert (pool.warning, pool.critical) == (Threshold(150), Threshold(180))
-    assert config.redis.rules["connected_clients"].critical == Threshold(900)
+    assert (pool.warning, pool.critical) == (Threshold(75, True), Threshold(90, True))
+    clients = config.redis.rules["connected_clients"]
+    assert (clients.warning, clients.critical) == (Threshold(80, True), Threshold(90, True))
+    assert clients.critical.resolve(1000) == 900
+    assert pool.critical.resolve(200) == 180
     assert config.interval == 10.0
     assert config.host.interval == 10.0
 
@@ -121,9 +126,9 @@ postgres:
     )
     main, replica = load(path, {}).postgres.targets
     assert (main.interval, replica.interval) == (5.0, 60.0)
-    assert main.rules["connections"].warning == Threshold(150)
+    assert main.rules["connections"].warning == Threshold(75, True)
     assert replica.rules["connections"].warning == Threshold(50)
-    assert replica.rules["connections"].critical == Threshold(180)
+    assert replica.rules["connections"].critical == Threshold(90, True)
 
 
 def test_secrets_from_files_and_redacted(tmp_path: Path) -> None:

@@ -176,6 +176,50 @@ def test_sweep_resolves_what_is_no_longer_reported() -> None:
     assert evaluator.states == {}
 
 
+def test_an_intermittent_check_absent_resolves_through_clear_for() -> None:
+    """Absent for want of data (a hit rate over too few lookups) is a poll toward OK, not gone."""
+    evaluator = Evaluator(host="test")
+    rules = {"connections": rule()}
+    quiet = {"connections"}
+    (fired,) = evaluator.observe(OWNER, [reading(185)], rules, T0)
+    assert evaluator.sweep(OWNER, [], T0 + timedelta(seconds=10), quiet) == []
+    (resolved,) = evaluator.sweep(OWNER, [], T0 + timedelta(seconds=20), quiet)
+    assert (resolved.status, resolved.alert) == ("resolved", fired.alert)
+    assert resolved.message == (
+        "PostgreSQL main: connections not reported for 2 polls (last 185); resolved"
+    )
+    assert evaluator.states == {}
+
+
+def test_an_intermittent_check_back_and_still_high_keeps_firing() -> None:
+    evaluator = Evaluator(host="test")
+    rules = {"connections": rule()}
+    evaluator.observe(OWNER, [reading(185)], rules, T0)
+    assert evaluator.sweep(OWNER, [], T0 + timedelta(seconds=10), {"connections"}) == []
+    assert evaluator.observe(OWNER, [reading(185)], rules, T0 + timedelta(seconds=20)) == []
+    # the absent poll's streak was broken by the reading: two more are needed
+    assert evaluator.sweep(OWNER, [], T0 + timedelta(seconds=30), {"connections"}) == []
+    assert len(evaluator.sweep(OWNER, [], T0 + timedelta(seconds=40), {"connections"})) == 1
+
+
+def test_an_intermittent_check_absent_and_back_ok_resolves_by_the_reading() -> None:
+    evaluator = Evaluator(host="test")
+    rules = {"connections": rule()}
+    evaluator.observe(OWNER, [reading(185)], rules, T0)
+    assert evaluator.sweep(OWNER, [], T0 + timedelta(seconds=10), {"connections"}) == []
+    (resolved,) = evaluator.observe(OWNER, [reading(5)], rules, T0 + timedelta(seconds=20))
+    assert resolved.message.endswith("back below critical 180; resolved")
+
+
+def test_an_intermittent_check_absent_breaks_a_streak_toward_firing() -> None:
+    evaluator = Evaluator(host="test")
+    rules = {"connections": rule(**{"for": 2})}
+    assert evaluator.observe(OWNER, [reading(185)], rules, T0) == []
+    assert evaluator.sweep(OWNER, [], T0 + timedelta(seconds=10), {"connections"}) == []
+    assert evaluator.states == {}
+    assert evaluator.observe(OWNER, [reading(185)], rules, T0 + timedelta(seconds=20)) == []
+
+
 def test_unknown_check_and_disabled_rule_are_ignored() -> None:
     evaluator = Evaluator(host="test")
     assert evaluator.observe(OWNER, [reading(999, check="other")], {}, T0) == []

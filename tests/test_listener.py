@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,3 +125,44 @@ async def test_metrics_include_each_sinks_delivery_state(tmp_path: Path) -> None
     assert set(depths) == {sink.name for sink in sinks}
     assert len(depths) == 2
     assert all(value == 0 for value in depths.values())
+
+
+async def test_concurrent_clients_are_capped_and_slow_ones_cut() -> None:
+    """Idle connections beyond the cap wait in the backlog; each is cut at the read deadline,
+    and a fresh client is answered once they are gone."""
+    config = load(None, {})
+    runner = Runner([HostCollector(config.host)], [], Evaluator("test"))
+    listener = Listener(
+        "127.0.0.1:0",
+        registry_for(runner.view, lambda: runner.sinks),
+        lambda: liveness(runner.view),
+        lambda: readiness(runner.view),
+        max_clients=4,
+        read_timeout=0.5,
+    )
+    await listener.start()
+    idle = [
+        await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(10)
+    ]  # connected: the kernel's backlog holds what the listener has not accepted
+    try:
+        most = 0
+        cut = 0
+        async with asyncio.timeout(30):
+            for reader, _ in idle:
+                while not reader.at_eof():
+                    most = max(most, listener.clients)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.05):
+                            await reader.read()
+                cut += 1
+        assert cut == len(idle)
+        assert most == 4
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert (await client.get(f"http://127.0.0.1:{listener.port}/healthz")).status_code in (
+                200,
+                503,
+            )
+    finally:
+        for _, writer in idle:
+            writer.close()
+        await listener.close()

@@ -157,4 +157,5 @@ def test_readme_checkmk_local_check_prints_valid_local_check_lines(
     assert done.returncode == 0
     (service,) = parse_checkmk(done.stdout)
     assert (service.status, service.service) == (0, "poolwatch postgres main")
-    assert service.metrics["connections"] == [1, 150, 180, 0, 197]
+    # the default 75 % / 90 % of the server's usable 197
+    assert service.metrics["connections"] == [1, 147.75, 177.3, 0, 197]

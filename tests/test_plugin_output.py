@@ -247,3 +247,108 @@ def test_checkmk_one_service_per_instance_with_metrics_without_units() -> None:
         "disk_percent_dev_sda1": [40, 150, 180, 0, 100]
     }
     assert checks["poolwatch host /var/lib"].text == "1 check OK"
+
+
+FORGED = "x\nPOOLWATCH OK - injected | fake=1"
+"""The issue's name: a role or database whose name ends the first line inside a perfdata label."""
+
+
+def test_a_line_break_in_a_name_ends_no_line_and_forges_no_item() -> None:
+    bad = result(
+        "connections_by_user",
+        160,
+        labels={"user": FORGED},
+        severity=Severity.WARNING,
+        threshold=150,
+        message=f"PostgreSQL main [user={FORGED}]: connections 160/197",
+    )
+    output = render([bad, result()])
+    assert output.count("\n") == 2  # the first line and one line of long output, nothing else
+    out = parse_plugin_output(output)
+    assert out.status == "WARNING"
+    assert set(out.perfdata) == {
+        "postgres_main_connections_by_user_x?POOLWATCH OK - injected | fake_1",
+        "postgres_main_connections",
+    }
+    assert out.long_output == [
+        "WARNING: PostgreSQL main [user=x POOLWATCH OK - injected / fake=1]: connections 160/197"
+    ]
+
+
+def test_escape_sequences_reach_neither_format_as_escapes() -> None:
+    """ESC, CSI and DEL from a name or health output are `?`, one for one."""
+    bad = result(
+        labels={"database": "db\x1b[2J\x9b2J\x7f"},
+        severity=Severity.CRITICAL,
+        threshold=180,
+        value=185,
+        instance="main\x1b]0;owned\x07",
+        message="health check said: \x1b[31mred\x1b[0m",
+    )
+    nagios = render([bad])
+    stream = io.StringIO()
+    write_checkmk([bad], stream)
+    for output in (nagios, stream.getvalue()):
+        assert not any(ch in output for ch in "\x1b\x9b\x7f\x07")
+    assert "'postgres_main?]0;owned?_connections_db?[2J?2J?'" in nagios
+    assert "CRITICAL: health check said: ?[31mred?[0m" in nagios
+    (check,) = parse_checkmk(stream.getvalue())
+    assert check.service == "poolwatch postgres main?]0;owned?"
+
+
+def test_checkmk_a_backslash_n_in_a_name_starts_no_long_output_line() -> None:
+    bad = result(
+        instance="main\\n2 fake",
+        severity=Severity.CRITICAL,
+        threshold=180,
+        value=185,
+        message="PostgreSQL main\\nCRITICAL: forged",
+    )
+    stream = io.StringIO()
+    write_checkmk([bad], stream)
+    (check,) = parse_checkmk(stream.getvalue())
+    assert check.service == "poolwatch postgres main/n2 fake"
+    assert check.text.count("\\n") == 1  # only poolwatch's own, before its one result not OK
+    assert check.text.endswith("\\nCRITICAL: PostgreSQL main/nCRITICAL: forged")
+
+
+def test_names_that_read_alike_once_made_safe_stay_distinct_items_and_services() -> None:
+    """`a=b` and `a_b` give one perfdata label, `é` and `ü` one Checkmk metric name, `x"` and
+    `x'` one service name: a name chosen to match another's must not hide its value."""
+    results = [
+        result("connections_by_database", 1, labels={"database": "a=b"}),
+        result("connections_by_database", 2, labels={"database": "a_b"}),
+        result("connections_by_database", 3, labels={"database": "é"}),
+        result("connections_by_database", 4, labels={"database": "ü"}),
+        result(instance='x"'),
+        result(instance="x'"),
+    ]
+    out = parse_plugin_output(render(results))
+    values = {label: item.value for label, item in out.perfdata.items()}
+    assert values["postgres_main_connections_by_database_a_b"] == 1
+    assert values["postgres_main_connections_by_database_a_b_2"] == 2
+    stream = io.StringIO()
+    write_checkmk(results, stream)
+    checks = {c.service: c for c in parse_checkmk(stream.getvalue())}
+    assert set(checks) == {
+        "poolwatch postgres main",
+        "poolwatch postgres x'",
+        "poolwatch postgres x'_2",
+    }
+    metrics = checks["poolwatch postgres main"].metrics
+    assert [metrics[name][0] for name in metrics] == [1, 2, 3, 4]
+    assert list(metrics) == [
+        "connections_by_database_a_b",
+        "connections_by_database_a_b_2",
+        "connections_by_database",
+        "connections_by_database_2",
+    ]
+
+
+def test_an_ok_summary_of_long_names_stays_within_its_line() -> None:
+    """The first line's text of an OK output names up to 3 instances: a container's name of
+    10,000 characters is cut there, never pushing the first line past 8 KB."""
+    output = render([result(instance="c" * 10_000, source="docker", check="up", unit="bool")])
+    out = parse_plugin_output(output)
+    assert out.status == "OK"
+    assert len(out.text) <= 300

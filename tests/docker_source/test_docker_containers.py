@@ -13,6 +13,7 @@ from poolwatch.core.model import Reading
 from poolwatch.sources.docker.activity import ActivityLog
 from poolwatch.sources.docker.containers import (
     MAX_LABEL_LENGTH,
+    Choice,
     Container,
     Selector,
     overrides,
@@ -70,6 +71,25 @@ def test_selector(
     include: tuple[str, ...], exclude: tuple[str, ...], labels: dict[str, str], selected: bool
 ) -> None:
     assert Selector(include, exclude).selected(container(**labels)) is selected
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "honour", "choice"),
+    [
+        ((), (), True, Choice.LABEL_EXCLUDED),  # every container is selected; the label drops it
+        (("w*",), (), True, Choice.LABEL_EXCLUDED),  # a glob is no name
+        (("label:tier",), (), True, Choice.LABEL_EXCLUDED),  # nor a label selector
+        (("web",), (), True, Choice.WATCHED),  # named exactly: the operator's word wins
+        (("web",), ("web",), True, Choice.NOT_SELECTED),  # ... but exclude wins over include
+        (("db",), (), True, Choice.NOT_SELECTED),  # not selected at all: nothing to say
+        ((), (), False, Choice.WATCHED),  # labels do not count
+    ],
+)
+def test_a_label_against_the_selection(
+    include: tuple[str, ...], exclude: tuple[str, ...], honour: bool, choice: Choice
+) -> None:
+    disabled = container(**{"poolwatch.enable": "false", "tier": "front"})
+    assert Selector(include, exclude, honour_labels=honour).choice(disabled) is choice
 
 
 def test_label_overrides_become_rules_for_that_container() -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import yaml
 from tests.icinga.icinga import Icinga, perfdata, readme_block
@@ -75,9 +76,20 @@ def labels_poolwatch_reports(config: Path) -> set[str]:
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert results, done.stderr
     return {
-        elasticsearch_key("_".join([r["source"], r["instance"], r["check"], *r["labels"].values()]))
+        elasticsearch_key(
+            label_for("_".join([r["source"], r["instance"], r["check"], *r["labels"].values()]))
+        )
         for r in results
     }
+
+
+def label_for(joined: str) -> str:
+    """What poolwatch makes of the joined names (README "Monitoring plugin"): `=` and `::`
+    replaced, each control character `?`."""
+    return CONTROL.sub("?", joined.replace("=", "_").replace("::", "__"))
+
+
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def elasticsearch_key(label: str) -> str:
@@ -151,6 +163,51 @@ async def test_icinga_reads_warning_then_critical_then_a_stopped_server_as_criti
     first = doc["check_result.output"].splitlines()[0]
     assert first.startswith("POOLWATCH CRITICAL - postgres main down ("), first
     assert perfdata(doc) == {"postgres_main_up": {"value": 0, "crit": 0, "min": 0, "max": 1}}
+    assert "Ignoring invalid perfdata" not in icinga.log.read_text()
+
+
+FORGED_ROLE = "x\nPOOLWATCH OK - injected | fake=1"
+"""The issue's role name: on main it ended the first line inside a perfdata label, and Icinga
+showed `POOLWATCH OK - injected` as long output and the real explanation as perfdata."""
+
+
+async def test_icinga_reads_a_role_named_to_forge_a_status_line_as_one_item(
+    icinga: Icinga, pg_private: PgServer, tmp_path: Path
+) -> None:
+    config = poolwatch_config(tmp_path, pg_private)
+    admin = await pg_private.admin()
+    quoted = '"' + FORGED_ROLE.replace('"', '""') + '"'
+    await admin.execute(f"CREATE ROLE {quoted} LOGIN PASSWORD 'forged-pw'")
+    await admin.close()
+    sessions = [
+        await asyncpg.connect(
+            host="127.0.0.1",
+            port=pg_private.port,
+            user=FORGED_ROLE,
+            password="forged-pw",
+            database="postgres",
+            timeout=20,
+        )
+        for _ in range(12)
+    ]
+    try:
+        doc = await first_result(icinga, config)  # 12 + poolwatch's own = 13 >= 10: warning
+        sent = labels_poolwatch_reports(config)
+    finally:
+        await asyncio.gather(*(s.close(timeout=10) for s in sessions))
+    assert (doc["check_result.state"], doc["check_result.exit_status"]) == (1, 1)
+    first, *long_output = doc["check_result.output"].splitlines()
+    assert first.rstrip() == "POOLWATCH WARNING - postgres main connections 13/197 (7%) >= 10"
+    assert long_output == [
+        "WARNING: PostgreSQL main: connections 13/197 (7%), above warning 10"
+        " — x POOLWATCH OK - injected / fake=1@127.0.0.1 12"
+    ]
+    items = perfdata(doc)
+    assert set(items) == sent
+    forged = elasticsearch_key(
+        "postgres_main_connections_by_user_x?POOLWATCH OK - injected | fake_1"
+    )
+    assert items[forged] == {"value": 12, "min": 0, "max": 197}
     assert "Ignoring invalid perfdata" not in icinga.log.read_text()
 
 

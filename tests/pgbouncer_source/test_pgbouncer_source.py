@@ -141,7 +141,8 @@ async def test_emitted_checks_are_the_documented_ones(harness: Harness, bouncer:
     finally:
         await conn.close()
     assert documented_checks() == list(CHECKS)
-    assert {r.check for r in harness.readings} == set(CHECKS)
+    # the login probe's readings need a probe_dsn (test_pgbouncer_login.py)
+    assert {r.check for r in harness.readings} == set(CHECKS) - {"login_ok", "login_seconds"}
     assert harness.value("up") == 1
     assert harness.value("server_connections", **POOL) >= 1
     limits = {r.check: r.limit for r in harness.readings if r.labels == POOL}
@@ -237,6 +238,36 @@ async def test_a_full_pgbouncer_refuses_clients_but_poolwatch_still_reports(
     (fired,) = harness.fired("PgBouncerClientConnectionsCritical")  # 31/30: at least 90 %
     assert fired.severity == "critical"
     assert not harness.fired("PgBouncerDown")
+
+
+async def test_at_max_client_conn_the_exhausted_alert_fires_and_holds_while_full(
+    harness: Harness, bouncer: Bouncer
+) -> None:
+    """poolwatch connected first, then clients until PgBouncer refuses one: PgBouncerPoolExhausted
+    (critical) fires whatever the client thresholds, stays while full, resolves once drained."""
+    await harness.poll()
+    clients: list[psycopg.AsyncConnection[Any]] = []
+    refused = ""
+    try:
+        for _ in range(MAX_CLIENT_CONN + 5):
+            try:
+                clients.append(await client(bouncer))
+            except psycopg.OperationalError as exc:
+                refused = str(exc)
+                break
+        assert "max_client_conn" in refused
+        for _ in range(3):
+            await harness.poll()
+            assert harness.value("pool_exhausted") == 1
+        (fired,) = harness.fired("PgBouncerPoolExhausted")
+        assert fired.severity == "critical"
+        assert f"of max_client_conn {MAX_CLIENT_CONN}: new clients are refused" in fired.message
+        assert not harness.resolved("PgBouncerPoolExhausted")
+    finally:
+        for conn in clients:
+            await conn.close()
+    await harness.poll_until(lambda: bool(harness.resolved("PgBouncerPoolExhausted")))
+    assert harness.value("pool_exhausted") == 0
 
 
 async def test_down_when_stopped_and_resolved_when_started(

@@ -17,9 +17,9 @@ import pytest
 from tests.postgres.pgserver import Load, PgServer, wait_for_count
 
 
-def _server() -> Iterator[PgServer]:
+def _server(**settings: int) -> Iterator[PgServer]:
     root = Path(tempfile.mkdtemp(prefix="pw-pg-"))
-    server = PgServer(root)
+    server = PgServer(root, **settings)
     try:
         server.init()
         server.start()
@@ -55,6 +55,12 @@ async def pg(pg_server: PgServer) -> AsyncIterator[PgServer]:
 def pg_private() -> Iterator[PgServer]:
     """A server of the test's own, for a test that stops and starts it."""
     yield from _server()
+
+
+@pytest.fixture
+def pg_default_limits() -> Iterator[PgServer]:
+    """A server left at PostgreSQL's own default `max_connections = 100` (97 usable)."""
+    yield from _server(max_connections=100)
 
 
 @pytest.fixture

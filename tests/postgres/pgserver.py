@@ -36,6 +36,7 @@ def _as_postgres(*argv: str, timeout: float = 120) -> None:
 class PgServer:
     root: Path
     port: int = field(default_factory=free_port)
+    max_connections: int = MAX_CONNECTIONS
 
     @property
     def data(self) -> Path:
@@ -71,7 +72,7 @@ class PgServer:
             "port": self.port,
             "listen_addresses": "'127.0.0.1'",
             "unix_socket_directories": f"'{self.root}'",
-            "max_connections": MAX_CONNECTIONS,
+            "max_connections": self.max_connections,
             "shared_buffers": "'32MB'",
             "fsync": "off",
             "synchronous_commit": "off",

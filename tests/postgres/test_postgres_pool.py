@@ -149,7 +149,10 @@ async def test_full_pool_is_saturation_not_down(
         assert sorted(alerts(events)) == [
             ("LoadUserBusy", "firing", "warning"),
             ("PostgreSQLConnectionPoolCritical", "firing", "critical"),
+            # full while poolwatch is connected: the exhausted alert, whatever the thresholds
+            ("PostgreSQLConnectionPoolExhausted", "firing", "critical"),
         ]
+        assert h.value("pool_exhausted").context is not None  # the holders, read while full
 
         # kill poolwatch's own connection while full, and take the slot it freed
         await admin.execute(
@@ -165,8 +168,9 @@ async def test_full_pool_is_saturation_not_down(
         for _ in range(3):  # the failed reconnect, then polls inside the backoff
             readings = await h.runner.poll(collector)
             checks = {r.check: r for r in readings}
-            # the refusal is its own reading; no count the server did not give
-            assert set(checks) == {"up", "pool_exhausted"}
+            # the refusal is its own reading; no count the server did not give; the login
+            # probe's last result (here poolwatch's own first login) rides along
+            assert set(checks) == {"up", "pool_exhausted", "login_ok", "login_seconds"}
             assert checks["up"].value == 1
             assert checks["pool_exhausted"].value == 1
             assert checks["pool_exhausted"].message == f"{SATURATED_MESSAGE}; {NO_HOLDERS}"
@@ -178,8 +182,8 @@ async def test_full_pool_is_saturation_not_down(
             sent += collected
             h.polls += 1
             clock.now += 0.2  # the later polls fall inside the reconnect backoff
-        # no Down, no resolve of LoadUserBusy or Critical (absent is not resolved): one new alert
-        assert alerts(sent) == [("PostgreSQLConnectionPoolExhausted", "firing", "critical")]
+        # no Down, no resolve of LoadUserBusy, Critical or Exhausted (absent is not resolved)
+        assert alerts(sent) == []
         firing = {(k.check, s) for k, s, _ in h.evaluator.firing()}
         assert ("connections", Severity.CRITICAL) in firing
         assert ("connections_by_user", Severity.WARNING) in firing
@@ -188,7 +192,10 @@ async def test_full_pool_is_saturation_not_down(
 
         # a fresh collector that never saw the server: refused, never down, no invented count
         fresh = PostgresCollector(make_target(pg.dsn(), {"POSTGRES_CONN_MAX": "190"}))
-        readings = list(await fresh.collect())
+        try:
+            readings = list(await fresh.collect())
+        finally:
+            await fresh.close()  # and the login probe it started
         assert [(r.check, r.value) for r in readings] == [("up", 1), ("pool_exhausted", 1)]
 
         # the pool drains: after the backoff, poolwatch is back with one connection

@@ -47,6 +47,12 @@ def redis_no_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisS
 
 
 @pytest.fixture
+def redis_200(tmp_path: Path) -> Iterator[RedisServer]:
+    """The seed's issue: a Redis with `maxclients 200`."""
+    yield from _server(tmp_path, 200)
+
+
+@pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     yield from _server(tmp_path, 1000)
 

@@ -3,6 +3,8 @@ fallbacks, the backoff, connection options, and the README's readings table."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from tests.net import free_port
@@ -16,9 +18,11 @@ from poolwatch.sources.redis.info import (
     CHECKS,
     READINGS,
     UNITS,
+    HitRate,
     Sample,
     parse_info,
     resolve_maxclients,
+    server_maxclients,
 )
 from poolwatch.sources.redis.settings import RedisTarget
 
@@ -89,12 +93,51 @@ def test_second_poll_adds_deltas_and_hit_rate_of_the_interval() -> None:
     assert measured["rejected_connections"] == (3.0, None)
     assert measured["evicted_keys"] == (0.0, None)
     # 90 hits and 10 misses this interval: 90%, although the lifetime rate is about 52%
-    assert measured["keyspace_hit_rate_percent"] == (90.0, 100.0)
+    assert HitRate(100, 600).observe(now, before, at=10) == (90.0, 100, 1)
 
 
 def test_no_traffic_means_no_hit_rate() -> None:
     before = info(hits=50, misses=50)
-    assert "keyspace_hit_rate_percent" not in measure(info(hits=50, misses=50), before)
+    assert HitRate(1, 600).observe(info(hits=50, misses=50), before, at=10) is None
+
+
+def test_one_miss_of_an_idle_cache_is_no_hit_rate() -> None:
+    """Judged per poll, one miss was a hit rate of 0 % (RedisKeyspaceHitRateLow fired)."""
+    rate = HitRate(100, 600)
+    assert rate.observe(info(misses=1), info(), at=10) is None
+
+
+def test_a_slow_cache_is_judged_over_as_many_polls_as_hold_enough_lookups() -> None:
+    rate = HitRate(100, 600)
+    samples = [info(hits=30 * n, misses=10 * n) for n in range(5)]  # 40 lookups a poll
+    seen = [
+        rate.observe(now, before, at=10.0 * n)
+        for n, (before, now) in enumerate(pairwise(samples), start=1)
+    ]
+    assert seen[:2] == [None, None]
+    assert seen[2:] == [(75.0, 120, 3), (75.0, 120, 3)]  # the last 3 polls, sliding
+
+
+def test_a_busy_cache_is_judged_over_its_last_poll_alone() -> None:
+    rate = HitRate(100, 600)
+    assert rate.observe(info(hits=100, misses=100), info(), at=10) == (50.0, 200, 1)
+    assert rate.observe(info(hits=300, misses=100), info(hits=100, misses=100), at=20) == (
+        100.0,
+        200,
+        1,
+    )
+
+
+def test_lookups_older_than_the_window_no_longer_count() -> None:
+    rate = HitRate(100, 60)
+    assert rate.observe(info(hits=80), info(), at=10) is None
+    assert rate.observe(info(hits=80, misses=30), info(hits=80), at=40) == (
+        pytest.approx(100 * 80 / 110),
+        110,
+        2,
+    )
+    # a minute later the first poll's 80 lookups are out of the window: 30 are too few
+    assert rate.observe(info(hits=80, misses=30), info(hits=80, misses=30), at=70) is None
 
 
 def test_no_maxmemory_means_no_memory_percent() -> None:
@@ -106,15 +149,25 @@ def test_restart_counts_from_zero() -> None:
     now = info(rejected=4, hits=30, misses=10, run_id="bbbb")
     measured = measure(now, before)
     assert measured["rejected_connections"] == (4.0, None)
-    assert measured["keyspace_hit_rate_percent"] == (75.0, 100.0)
+    assert HitRate(1, 600).observe(now, before, at=10) == (75.0, 40, 1)
 
 
 def test_maxclients_from_info_then_config_get_then_configured() -> None:
     with_info = {"maxclients": "1000"}
-    assert resolve_maxclients(with_info, 50.0, 20) == 1000.0
-    assert resolve_maxclients({}, 50.0, 20) == 50.0
+    assert resolve_maxclients(with_info, 50.0, None) == 1000.0
+    assert resolve_maxclients({}, 50.0, None) == 50.0
     assert resolve_maxclients({}, None, 20) == 20.0
     assert resolve_maxclients({}, None, None) is None
+
+
+def test_a_configured_limit_is_a_budget_below_the_servers_never_above() -> None:
+    with_info = {"maxclients": "1000"}
+    assert resolve_maxclients(with_info, None, 200) == 200.0
+    assert resolve_maxclients(with_info, None, 5000) == 1000.0  # the server refuses at 1000
+    assert resolve_maxclients({}, 50.0, 20) == 20.0
+    assert server_maxclients(with_info, None) == 1000.0
+    assert server_maxclients({}, 50.0) == 50.0
+    assert server_maxclients({}, None) is None
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:

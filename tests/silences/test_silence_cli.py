@@ -64,6 +64,30 @@ def test_add_list_expire(state: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "already expired" in err
 
 
+def test_list_shows_a_comment_with_line_breaks_and_escapes_on_one_row(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Anyone who may add a silence writes its comment; `silence list` prints it on its row, each
+    control character as `?`, and `--format json` gives it back exactly."""
+    comment = "reindex\nabc123  active  2026  ops\x1b[2J\x1b[H\r"
+    code, _, _ = run(
+        capsys, "silence", "add", "--match", "instance=main\x1b[31m", "--for", "1h",
+        "--comment", comment, "--author", "ops\x85x",
+    )  # fmt: skip
+    assert code == 0
+    code, out, _ = run(capsys, "silence", "list")
+    assert code == 0
+    header, row = out.split("\n")[:-1]
+    assert len(out.splitlines()) == 2
+    assert header.startswith("ID")
+    assert row.endswith("reindex?abc123  active  2026  ops?[2J?[H?")
+    assert "ops?x" in row
+    assert "instance=main?[31m" in row
+    assert "\x1b" not in out
+    (listed_row,) = listed(capsys)
+    assert (listed_row["comment"], listed_row["author"]) == (comment, "ops\x85x")
+
+
 @pytest.mark.parametrize(
     ("argv", "why"),
     [

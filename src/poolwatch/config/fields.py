@@ -61,6 +61,26 @@ def format_duration(seconds: float) -> str:
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 
+_OFF_WORDS = frozenset({"off", "no", "false", "none", "null"})
+
+
+def parse_duration_or_off(raw: object) -> float | None:
+    """A duration, or `off` (also YAML's `off`/`false`, read as a boolean, and null) → None."""
+    if raw is None or raw is False or (isinstance(raw, str) and raw.strip().lower() in _OFF_WORDS):
+        return None
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        raise ValueError("expected a duration like 30s or 2m, or off") from None
+
+
+DurationOrOff = Annotated[
+    float | None,
+    BeforeValidator(parse_duration_or_off),
+    PlainSerializer(lambda v: "off" if v is None else format_duration(v)),
+]
+"""A period that may be turned off (`probe_interval: off`)."""
+
 
 def parse_fraction(raw: object) -> float:
     """`5%` or `0.05` → 0.05."""

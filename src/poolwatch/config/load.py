@@ -454,6 +454,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     except ValidationError as exc:
         raise ConfigError(_problems([_describe(e, origins) for e in exc.errors()])) from None
     config._notes = tuple(notes)
+    config._file = str(path) if path is not None else None
+    config._file_said = user
+    config._env_said = origins
     variables = sorted(set(origins.values()))
     config._origin = (
         " and ".join(

@@ -55,6 +55,9 @@ class Config(Frozen):
 
     _notes: tuple[str, ...] = PrivateAttr(default=())
     _origin: str = PrivateAttr(default="built-in defaults")
+    _file: str | None = PrivateAttr(default=None)
+    _file_said: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _env_said: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     @field_validator("state_dir", mode="before")
     @classmethod
@@ -92,7 +95,33 @@ class Config(Frozen):
         and by --check-config."""
         return self._notes
 
+    def origin_of(self, section: str, target: str, setting: str) -> str:
+        """Where one setting of a target got its value (`rules.connections.warning`): the
+        target's own entry in the file, a variable, the section in the file, or the default."""
+        path = tuple(setting.split("."))
+        block = self._file_said.get(section)
+        block = block if isinstance(block, dict) else {}
+        targets = block.get("targets")
+        for item in targets if isinstance(targets, list) else []:
+            if isinstance(item, dict) and item.get("name") == target and _says(item, path):
+                return f"file {self._file}, target {target}"
+        for where, variable in self._env_said.items():
+            if where == (section, *path):
+                return f"environment {variable}"
+        if _says(block, path):
+            return f"file {self._file}"
+        return "built-in default"
+
     @property
     def origin(self) -> str:
         """Where the configuration came from: the file, environment variables, or neither."""
         return self._origin
+
+
+def _says(node: object, path: tuple[str, ...]) -> bool:
+    """Whether a YAML mapping holds a value at `path`."""
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return node is not None

@@ -153,9 +153,17 @@ def describe_event(
     *,
     gone: bool = False,
     unruled: bool = False,
+    quiet: int = 0,
 ) -> str:
+    """`quiet`: the polls without a reading that ended it (an intermittent check)."""
     if status == "firing":
         return describe_reading(reading, level, threshold, rule)
+    if quiet:
+        polls = f"{quiet} poll{'s' * (quiet != 1)}"
+        return (
+            f"{subject(reading)}: {reading.check.replace('_', ' ')} not reported for {polls} "
+            f"(last {number(reading.value, reading.unit)}); resolved"
+        )
     if gone:
         return f"{subject(reading)}: {reading.check.replace('_', ' ')} no longer reported; resolved"
     if unruled:

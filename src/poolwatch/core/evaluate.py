@@ -12,7 +12,7 @@ state gives nothing, and a key at OK with no streak holds no memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -92,6 +92,8 @@ class AlertState:
     streak_up: bool = True
     streak_start: datetime | None = None
     notified: datetime | None = None
+    quiet: int = 0
+    """Polls of the current downward streak without a reading (an intermittent check)."""
 
 
 @dataclass
@@ -117,18 +119,49 @@ class Evaluator:
                 events.append(event)
         return events
 
-    def sweep(self, owner: str, seen: Iterable[AlertKey], now: datetime) -> list[Event]:
+    def sweep(
+        self,
+        owner: str,
+        seen: Iterable[AlertKey],
+        now: datetime,
+        intermittent: Collection[str] = (),
+    ) -> list[Event]:
         """Resolve and forget the alerts of `owner` that its last successful poll no longer
-        reported (a container that went away, a database dropped): no state outlives its thing."""
+        reported (a container that went away, a database dropped): no state outlives its thing.
+
+        A check in `intermittent` is absent for want of data, not gone (a hit rate over too few
+        lookups): its absence is a poll toward OK, so a firing alert resolves after `clear_for`
+        such polls, like any other, and a pending one is dropped."""
         present = set(seen)
         events: list[Event] = []
         for key in [k for k, s in self.states.items() if s.owner == owner and k not in present]:
+            if key.check in intermittent:
+                events.extend(self._quiet(key, now))
+                continue
             state = self.states.pop(key)
             if state.severity != Severity.OK and state.since is not None:
                 events.append(
                     self._event(state, state.last, "resolved", state.severity, now, gone=True)
                 )
         return events
+
+    def _quiet(self, key: AlertKey, now: datetime) -> list[Event]:
+        """One poll without a reading of an intermittent check: a step toward OK."""
+        state = self.states[key]
+        if state.severity == Severity.OK:
+            del self.states[key]  # a streak toward firing needs readings: it is broken
+            return []
+        if state.streak == 0 or state.streak_up:
+            state.streak, state.streak_up, state.streak_start = 0, False, now
+            state.quiet = 0
+        state.streak += 1
+        state.quiet += 1
+        if state.streak < state.rule.clear_for:
+            return []
+        del self.states[key]
+        previous = state.severity
+        state.severity = Severity.OK
+        return [self._event(state, state.last, "resolved", previous, now, quiet=state.quiet)]
 
     def retire(self, owner: str, rules: Mapping[str, Rule], now: datetime) -> list[Event]:
         """Resolve and forget the alerts of `owner` that `rules` no longer judge (a rule a
@@ -168,6 +201,7 @@ class Evaluator:
             up = target > state.severity
             if state.streak == 0 or up != state.streak_up:
                 state.streak, state.streak_up, state.streak_start = 0, up, now
+                state.quiet = 0
             state.streak += 1
             if state.streak >= (rule.for_ if up else rule.clear_for):
                 event = self._transition(state, target, now)
@@ -205,6 +239,7 @@ class Evaluator:
         *,
         gone: bool = False,
         unruled: bool = False,
+        quiet: int = 0,
     ) -> Event:
         threshold = threshold_for(reading, state.rule, level)
         critical = level == Severity.CRITICAL
@@ -224,7 +259,14 @@ class Evaluator:
             labels=reading.labels,
             since=state.since or now,
             message=describe_event(
-                reading, status, level, threshold, state.rule, gone=gone, unruled=unruled
+                reading,
+                status,
+                level,
+                threshold,
+                state.rule,
+                gone=gone,
+                unruled=unruled,
+                quiet=quiet,
             ),
             host=self.host,
             time=now,

@@ -25,6 +25,7 @@ from poolwatch.runtime import heartbeat, logs
 from poolwatch.runtime.deadman import Pulse
 from poolwatch.runtime.formats.checkmk import write_checkmk
 from poolwatch.runtime.formats.nagios import status_of, write_nagios
+from poolwatch.runtime.limits import LimitWatch
 from poolwatch.runtime.muting import MuteWatch, current_mutes, stored_silences
 from poolwatch.runtime.notify import firing_events
 from poolwatch.runtime.once import check_once, mark_muted, worst, write_json, write_table
@@ -82,6 +83,7 @@ async def once(
         Evaluator(host),
         shutdown_timeout=config.shutdown_timeout,
         scrub=scrub,
+        limits=LimitWatch(config.origin_of),
     )
     try:
         results = [r for r in await check_once(runner) if selection.keeps(r)]
@@ -139,6 +141,7 @@ async def _daemon(config: Config, path: Path | None) -> None:
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(logs.loop_exception_handler)  # JSON lines, not tracebacks
 
     def on_signal(signum: int) -> None:
         # from the first signal on, SIGTERM and SIGINT mean what they mean to any process: a
@@ -166,6 +169,7 @@ async def _daemon(config: Config, path: Path | None) -> None:
         shutdown_timeout=config.shutdown_timeout,
         log_samples=config.log_samples,
         scrub=scrubber_for(config),
+        limits=LimitWatch(config.origin_of),
     )
     # the sinks' heartbeat and watchdog read the runner, so they are built once it exists
     runner.sinks = build_sinks(config, pulse=Pulse(runner.view, host, __version__))
@@ -265,6 +269,7 @@ class Reloader:
             self._runner.scrub = scrub
             self._runner.shutdown_timeout = config.shutdown_timeout
             self._runner.log_samples = config.log_samples
+            self._runner.limits.origin = config.origin_of
             running = [owner_of(c) for c in self._runner.collectors]
             outcome = await self._runner.apply(await plan(config, running))
             if self._muting is not None:

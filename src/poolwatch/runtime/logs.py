@@ -3,10 +3,16 @@
 Every line passes the configuration's `Scrubber` last before rendering: the free-text fields
 (reasons, errors) lose any configured secret, even inside a driver's error text, while structured
 fields (an event's source, instance, labels) are never rewritten.
+
+Every line is ours, so every line is JSON (off a terminal): what libraries write through stdlib
+`logging` (and warnings) is passed on as a `library_log` line, and the event loop's own reports
+(an exception no task retrieved, a failing callback) as `asyncio_error`, through
+`loop_exception_handler`, instead of tracebacks on stderr.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -16,6 +22,7 @@ from typing import Any, Literal, TextIO
 import structlog
 
 from poolwatch.core.model import now_utc, rfc3339
+from poolwatch.core.reasons import one_line
 from poolwatch.core.secrets import Scrubber
 
 LogFormat = Literal["auto", "json", "console"]
@@ -44,6 +51,7 @@ def configure(
         if console
         else structlog.processors.JSONRenderer(serializer=json.dumps, default=_json_default)
     )
+    _bridge_stdlib_logging()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -61,3 +69,44 @@ def configure(
 
 def get_logger(**context: Any) -> Any:
     return structlog.get_logger("poolwatch", **context)
+
+
+class _ToStructlog(logging.Handler):
+    """stdlib logging records (libraries: urllib3, docker, asyncio) as poolwatch's own lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = record.getMessage().strip().splitlines()
+            reason = lines[0] if lines else record.levelname
+            if record.exc_info and record.exc_info[1] is not None:
+                reason += f": {one_line(record.exc_info[1], named=True)}"
+            level = record.levelname.lower()
+            write = getattr(get_logger(), level if level in _LEVELS else "warning")
+            write("library_log", logger=record.name, reason=reason)
+        except Exception:  # a log line that cannot be written must never raise
+            self.handleError(record)
+
+
+_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+
+
+def _bridge_stdlib_logging() -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _ToStructlog)]:
+        root.removeHandler(handler)
+    root.addHandler(_ToStructlog())
+    if root.level == logging.NOTSET or root.level < logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+
+
+def loop_exception_handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's reports as one JSON line each (never a traceback on stderr)."""
+    exc = context.get("exception")
+    task = context.get("task") or context.get("future")
+    get_logger().error(
+        "asyncio_error",
+        reason=one_line(exc, named=True) if isinstance(exc, BaseException) else None,
+        detail=str(context.get("message") or ""),
+        task=task.get_name() if isinstance(task, asyncio.Task) else None,
+    )

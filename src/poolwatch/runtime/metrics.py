@@ -15,6 +15,10 @@ Families:
 - `poolwatch_polls_total`, `poolwatch_poll_failures_total`, `poolwatch_poll_overruns_total`,
   `poolwatch_poll_duration_seconds`, `poolwatch_last_poll_timestamp_seconds` and its
   dead-man's-switch name `poolwatch_last_successful_poll_timestamp_seconds` per source/instance;
+- `poolwatch_setting_unreachable{source, target, check, setting}`: the configured value of
+  every setting that cannot fire against the limit the server enforces (an absolute threshold
+  at or above it, a configured `max_connections` above the server's); `..._limit` has that
+  limit;
 - `poolwatch_events_total{status, severity}`;
 - `poolwatch_sink_events_lost_total{sink, reason}`: events a sink refused to store;
 - `poolwatch_sink_<name>{sink}` for what each sink reports (queue depth, oldest age, ...);
@@ -141,6 +145,7 @@ class RunnerCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         yield from self._readings()
         yield self._alerts()
+        yield from self._unreachable()
         if self._muted is not None:
             yield self._muted_alerts(self._muted)
         yield from self._health()
@@ -163,6 +168,23 @@ class RunnerCollector(Collector):
     def _alerts(self) -> Metric:
         samples = [(alert_labels(firing), 1.0) for firing in self._view.firing()]
         return gauge("poolwatch_alert_active", "1 for every alert that is firing", samples)
+
+    def _unreachable(self) -> Iterable[Metric]:
+        notes = self._view.limit_notes()
+        labels = [
+            {"source": n.source, "target": n.instance, "check": n.check, "setting": n.setting}
+            for n in notes
+        ]
+        yield gauge(
+            "poolwatch_setting_unreachable",
+            "a setting that cannot fire against the limit the server enforces: its value",
+            [(label, note.value) for label, note in zip(labels, notes, strict=True)],
+        )
+        yield gauge(
+            "poolwatch_setting_unreachable_limit",
+            "the limit the server enforces, which an unreachable setting is at or above",
+            [(label, note.limit) for label, note in zip(labels, notes, strict=True)],
+        )
 
     def _muted_alerts(self, muted: Muted) -> Metric:
         samples = [(alert_labels(firing, muted_by=by), 1.0) for firing, by in muted()]

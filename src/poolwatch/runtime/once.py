@@ -19,6 +19,8 @@ from poolwatch.core.evaluate import judge, rule_for, threshold_for
 from poolwatch.core.matchers import alert_fields
 from poolwatch.core.model import Reading, Severity
 from poolwatch.core.mute import Mute
+from poolwatch.core.text import printable
+from poolwatch.runtime.limits import notes_for
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.sources import Collector
 
@@ -37,6 +39,8 @@ class Result:
     """The rule's side: `above` breaches at or above a threshold, `below` at or below."""
     muted_by: str | None = None
     """The silence or maintenance window covering this result's alert, when one does."""
+    notes: tuple[str, ...] = ()
+    """Settings of this check that cannot fire against the server's limit, one line each."""
 
     def unmuted(self) -> Result:
         """What a muted result counts as for the exit code and `--notify`: OK."""
@@ -71,6 +75,8 @@ class Result:
         if self.muted_by is not None:
             data["muted"] = True
             data["muted_by"] = self.muted_by
+        if self.notes:
+            data["notes"] = list(self.notes)
         return data
 
     @property
@@ -117,11 +123,19 @@ def results_for(collector: Collector, readings: Sequence[Reading]) -> list[Resul
 
 
 async def check_once(runner: Runner) -> list[Result]:
-    """Poll every collector once, concurrently, each under its own timeout."""
+    """Poll every collector once, concurrently, each under its own timeout; a result whose
+    check has a setting that cannot fire against the server's limit carries that note, as
+    the daemon logs it."""
     polled = await asyncio.gather(*(runner.poll(c) for c in runner.collectors))
     results: list[Result] = []
     for collector, readings in zip(runner.collectors, polled, strict=True):
-        results.extend(results_for(collector, readings))
+        notes: dict[tuple[str, str], list[str]] = {}
+        for note in notes_for(collector, readings):
+            origin = runner.limits.origin(note.source, note.instance, note.setting)
+            notes.setdefault((note.instance, note.check), []).append(note.describe(origin))
+        for result in results_for(collector, readings):
+            said = notes.get((result.reading.instance, result.reading.check))
+            results.append(replace(result, notes=tuple(said)) if said else result)
     return results
 
 
@@ -151,21 +165,22 @@ _COLOURS = {Severity.OK: "\033[32m", Severity.WARNING: "\033[33m", Severity.CRIT
 
 
 def write_table(results: Sequence[Result], out: TextIO, *, colour: bool) -> None:
-    rows = [("SEVERITY", "SOURCE", "INSTANCE", "CHECK", "VALUE", "MESSAGE")]
+    """One row per result, its context lines under it. Every cell and context line goes through
+    `printable`: a name's line break would forge a row, its ESC sequence rewrite the terminal."""
+    rows: list[tuple[str, ...]] = [("SEVERITY", "SOURCE", "INSTANCE", "CHECK", "VALUE", "MESSAGE")]
     for r in results:
         value = number(r.reading.value, r.reading.unit)
         if r.reading.limit is not None and r.reading.unit != "percent":
             value += f"/{r.reading.limit:g}"
-        rows.append(
-            (
-                r.severity.label.upper() + (" (muted)" if r.muted_by else ""),
-                r.reading.source,
-                r.reading.instance,
-                r.reading.check,
-                value,
-                r.message,
-            )
+        fields = (
+            r.severity.label.upper() + (" (muted)" if r.muted_by else ""),
+            r.reading.source,
+            r.reading.instance,
+            r.reading.check,
+            value,
+            r.message,
         )
+        rows.append(tuple(printable(field) for field in fields))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for index, row in enumerate(rows):
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:5])]
@@ -175,7 +190,9 @@ def write_table(results: Sequence[Result], out: TextIO, *, colour: bool) -> None
         out.write("  ".join([*cells, row[5]]).rstrip() + "\n")
         if index:
             for line in context_lines(results[index - 1].context):
-                out.write(f"    {line}\n")
+                out.write(f"    {printable(line)}\n")
+            for note in results[index - 1].notes:
+                out.write(f"    note: {printable(note)}\n")
     muted = sum(1 for r in results if r.muted_by)
     note = f" ({muted} muted, not counted)" if muted else ""
     out.write(f"\nworst: {worst([r.unmuted() for r in results]).label.upper()}{note}\n")

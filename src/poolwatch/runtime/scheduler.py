@@ -18,14 +18,16 @@ from datetime import datetime
 from typing import Any
 
 from poolwatch.core.evaluate import Evaluator, Firing
+from poolwatch.core.limits import LimitNote
 from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
 from poolwatch.core.mute import Gate, Mute
 from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
+from poolwatch.runtime.limits import LimitWatch
 from poolwatch.runtime.logs import get_logger
 from poolwatch.runtime.view import Owner, RuntimeView, Stats
 from poolwatch.sinks import Announces, AuditTrail, Sink
-from poolwatch.sources import Collector, Partial, Planned, SourceError, Watcher
+from poolwatch.sources import Collector, Intermittent, Partial, Planned, SourceError, Watcher
 
 _CLOSE_TIMEOUT = 2.0
 
@@ -46,6 +48,7 @@ class Runner:
         log_samples: bool = False,
         scrub: Callable[[str], str] = str,
         gate: Gate | None = None,
+        limits: LimitWatch | None = None,
     ) -> None:
         self.collectors = list(collectors)
         self.sinks = list(sinks)
@@ -57,6 +60,8 @@ class Runner:
         """Masks the configured secrets in failure reasons: text from outside poolwatch."""
         self.gate = gate or Gate()
         """The mute step between evaluation and the sinks (silences, maintenance windows)."""
+        self.limits = limits or LimitWatch()
+        """The settings that cannot fire against the limits the servers enforce."""
         self.stats = Stats()
         self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
         self._identities: dict[str, object] = {}
@@ -100,11 +105,13 @@ class Runner:
         now = self.clock()
         owner = owner_of(collector)
         self.latest[owner] = {r.key: r for r in readings}
+        self.limits.observe(owner, collector, readings)
         events = self.evaluator.observe(owner, readings, collector.rules, now)
         down = any(r.check == UP_CHECK and r.value < 1 for r in readings)
         partial = isinstance(collector, Partial) and collector.last_poll_partial
         if not down and not partial:
-            events += self.evaluator.sweep(owner, (r.key for r in readings), now)
+            quiet = collector.intermittent_checks if isinstance(collector, Intermittent) else ()
+            events += self.evaluator.sweep(owner, (r.key for r in readings), now, quiet)
         if self.log_samples:
             self._log.info(
                 "poll",
@@ -228,6 +235,7 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
         await _close_collector(collector)
         self.latest.pop(owner, None)
+        self.limits.forget(owner)
         if resolve:
             await self.deliver(self.evaluator.sweep(owner, (), self.clock()))
 
@@ -352,6 +360,9 @@ class RunnerView:
 
     def firing(self) -> list[Firing]:
         return self._runner.evaluator.firing()
+
+    def limit_notes(self) -> list[LimitNote]:
+        return self._runner.limits.notes()
 
 
 async def _close_collector(collector: Collector) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from poolwatch.core.evaluate import Firing
+from poolwatch.core.limits import LimitNote
 from poolwatch.core.model import Reading
 
 
@@ -68,4 +69,8 @@ class RuntimeView(Protocol):
 
     def firing(self) -> Sequence[Firing]:
         """Every alert at warning or critical."""
+        ...
+
+    def limit_notes(self) -> Sequence[LimitNote]:
+        """The settings that cannot fire against the limits the servers enforce now."""
         ...

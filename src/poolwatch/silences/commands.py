@@ -15,6 +15,7 @@ from typing import TextIO
 from poolwatch.config.fields import format_duration, parse_duration
 from poolwatch.core.matchers import Matcher, MatcherError
 from poolwatch.core.model import rfc3339
+from poolwatch.core.text import printable
 from poolwatch.silences.store import Silence, SilenceError, SilenceStore
 
 
@@ -101,17 +102,17 @@ def to_dict(silence: Silence, now: datetime) -> dict[str, object]:
 
 
 def show(store: SilenceStore, now: datetime, *, everything: bool, output: str, out: TextIO) -> None:
-    """Active (and pending) silences; `everything`: ended and expired ones too."""
+    """Active (and pending) silences; `everything`: ended and expired ones too. The table's cells
+    go through `printable` (a comment's line break would forge a row); JSON needs no help."""
     rows = [s for s in store.all() if everything or s.state(now) in ("active", "pending")]
     if output == "json":
         for silence in rows:
             out.write(json.dumps(to_dict(silence, now)) + "\n")
         return
-    table = [("ID", "STATE", "UNTIL", "AUTHOR", "MATCHERS", "COMMENT")]
+    table: list[tuple[str, ...]] = [("ID", "STATE", "UNTIL", "AUTHOR", "MATCHERS", "COMMENT")]
     for s in rows:
-        table.append(
-            (s.id, s.state(now), rfc3339(s.until), s.author or "-", " ".join(s.matchers), s.comment)
-        )
+        fields = (s.id, s.state(now), rfc3339(s.until), s.author or "-", " ".join(s.matchers))
+        table.append(tuple(printable(field) for field in (*fields, s.comment)))
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     for row in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:5])]

@@ -43,7 +43,8 @@ class Collector(Protocol):
 
     def reconfigure(self, settings: Any) -> None:
         """Take a reload's settings of the same identity (so the same connection): rules,
-        interval and timeout, the timeout reaching the collector's own I/O from the next poll."""
+        interval and timeout (and a login probe's `probe_interval`), the timeout reaching the
+        collector's own I/O from the next poll."""
         ...
 
 
@@ -62,6 +63,16 @@ class Partial(Protocol):
     pool: the count is known, the rest is not). The runner then resolves nothing as "gone"."""
 
     last_poll_partial: bool
+
+
+@runtime_checkable
+class Intermittent(Protocol):
+    """A collector some of whose checks are absent from a poll for want of data, not because
+    their thing went away (Redis's hit rate while too few lookups were seen). An absent reading
+    of these checks counts toward `clear_for` like a poll at OK, instead of resolving at once as
+    "no longer reported"."""
+
+    intermittent_checks: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,13 @@ class _Judged(Protocol):
     timeout: float
 
 
+RETAKEN: dict[str, object] = {"rules": {}, "interval": 0.0, "timeout": 0.0, "probe_interval": None}
+"""What a running collector takes over from a reload without reconnecting (`reconfigure`), with
+the neutral value it has in an identity; `probe_interval` only where the settings have one."""
+
+
 def planned(owner: str, settings: Frozen, build: Callable[[], Collector]) -> Planned:
-    """A `Planned` from a target's settings: its identity is everything but what a running
-    collector takes over without reconnecting (rules, interval, timeout)."""
-    identity = settings.model_copy(update={"rules": {}, "interval": 0.0, "timeout": 0.0})
+    """A `Planned` from a target's settings: its identity is everything but `RETAKEN`."""
+    fields = type(settings).model_fields
+    identity = settings.model_copy(update={k: v for k, v in RETAKEN.items() if k in fields})
     return Planned(owner, identity, settings, build)

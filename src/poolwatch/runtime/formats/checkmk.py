@@ -6,7 +6,9 @@
 The agent runs a local check and Checkmk reads each line as one service: its status (0-3),
 its name (quoted, so it may hold spaces), its metrics (`name=value;warn;crit;min;max` joined by
 `|`; Checkmk takes no units there and metric names of letters, digits and `_` only) and its
-text, where a literal `\\n` starts the long output.
+text, where a literal `\\n` starts the long output. Names and messages in the text and the
+service name pass through `nagios.one_line` (no line break, no control character) and have each
+`\\` replaced by `/`, so that no name can start a line of long output.
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from dataclasses import replace
 from typing import TextIO
 
 from poolwatch.runtime.formats.nagios import finding, one_line, ranked
-from poolwatch.runtime.formats.perfdata import perfdata_for
+from poolwatch.runtime.formats.perfdata import distinct, perfdata_for
 from poolwatch.runtime.once import Result, worst
 
 _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 
 
 def service_name(source: str, instance: str) -> str:
-    return one_line(f"poolwatch {source} {instance}").replace('"', "'")
+    return _text(f"poolwatch {source} {instance}").replace('"', "'")
+
+
+def _text(text: str) -> str:
+    """Text that ends no line and starts no line of long output (Checkmk reads `\\n` as one)."""
+    return one_line(text).replace("\\", "/")
 
 
 def metric_name(result: Result) -> str:
@@ -34,21 +41,20 @@ def metric_name(result: Result) -> str:
     return "_".join(part for part in parts if part) or "value"
 
 
-def service_line(results: Sequence[Result]) -> str:
-    """The line of one instance's results."""
-    first = results[0].reading
-    metrics = []
-    for result in results:
-        item = perfdata_for(result)
-        if item is not None:
-            metrics.append(replace(item, label=metric_name(result)).render(units=False))
+def service_line(results: Sequence[Result], name: str) -> str:
+    """The line of one instance's results, as the service `name`."""
+    items = [(result, item) for result in results if (item := perfdata_for(result)) is not None]
+    labels = distinct(metric_name(result) for result, _ in items)
+    metrics = [
+        replace(item, label=label).render(units=False)
+        for (_, item), label in zip(items, labels, strict=True)
+    ]
     bad = ranked(results)
     if bad:
-        text = "; ".join(finding(r) for r in bad)
-        text += "".join(f"\\n{r.severity.label.upper()}: {one_line(r.message)}" for r in bad)
+        text = "; ".join(_text(finding(r)) for r in bad)
+        text += "".join(f"\\n{r.severity.label.upper()}: {_text(r.message)}" for r in bad)
     else:
         text = f"{len(results)} check{'' if len(results) == 1 else 's'} OK"
-    name = service_name(first.source, first.instance)
     return f'{int(worst(results))} "{name}" {"|".join(metrics) or "-"} {text}'
 
 
@@ -56,5 +62,7 @@ def write_checkmk(results: Sequence[Result], out: TextIO) -> None:
     groups: dict[tuple[str, str], list[Result]] = {}
     for result in results:
         groups.setdefault((result.reading.source, result.reading.instance), []).append(result)
-    for group in groups.values():
-        out.write(service_line(group) + "\n")
+    # two instances whose names read alike once made safe stay two services
+    names = distinct(service_name(source, instance) for source, instance in groups)
+    for group, name in zip(groups.values(), names, strict=True):
+        out.write(service_line(group, name) + "\n")

@@ -14,11 +14,13 @@ was left out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from poolwatch.core.describe import measurement, number
 from poolwatch.core.model import UP_CHECK, Severity
-from poolwatch.runtime.formats.perfdata import perfdata_for
+from poolwatch.core.text import printable
+from poolwatch.runtime.formats.perfdata import distinct, perfdata_for
 from poolwatch.runtime.once import Result, worst
 
 LIMIT = 8192
@@ -41,8 +43,13 @@ def status_name(status: int) -> str:
 
 
 def one_line(text: str) -> str:
-    """Plugin text may hold neither `|` (it starts perfdata) nor a line break."""
-    return " ".join(text.replace("|", "/").split())
+    """Plugin text may hold neither `|` (it starts perfdata) nor a line break: white space
+    (line breaks too) folds to one space, any other control character is `?` (`printable`)."""
+    return printable(" ".join(text.replace("|", "/").split()))
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= _FINDING_MAX else text[: _FINDING_MAX - 1] + "…"
 
 
 def finding(result: Result) -> str:
@@ -52,8 +59,7 @@ def finding(result: Result) -> str:
     if result.threshold is not None and r.check != UP_CHECK:
         side = ">=" if result.direction == "above" else "<="
         text += f" {side} {number(result.threshold, r.unit)}"
-    text = one_line(text)
-    return text if len(text) <= _FINDING_MAX else text[: _FINDING_MAX - 1] + "…"
+    return _capped(one_line(text))
 
 
 def ranked(results: Sequence[Result]) -> list[Result]:
@@ -70,7 +76,7 @@ def summary(results: Sequence[Result]) -> str:
         instances = dict.fromkeys(f"{r.reading.source} {r.reading.instance}" for r in results)
         scope = ", ".join(instances) if len(instances) <= 3 else f"{len(instances)} instances"
         checks = "check" if len(results) == 1 else "checks"
-        return one_line(f"{len(results)} {checks} OK ({scope})")
+        return _capped(one_line(f"{len(results)} {checks} OK ({scope})"))
     rest = bad[1:]
     critical = sum(1 for r in rest if r.severity == Severity.CRITICAL)
     warning = len(rest) - critical
@@ -87,9 +93,15 @@ def render(results: Sequence[Result]) -> str:
     head = f"POOLWATCH {status_name(status_of(results))} - {summary(results)}"
     bad = ranked(results)
     long_lines = [f"{r.severity.label.upper()}: {one_line(r.message)}" for r in bad]
+    # a threshold that can never fire is worth a line even while everything reads OK
+    long_lines += [
+        f"NOTE: {one_line(n)}" for n in dict.fromkeys(n for r in results for n in r.notes)
+    ]
     # perfdata of what is wrong first, so that it is what survives the limit
     ordered = bad + [r for r in results if r.severity == Severity.OK]
-    items = [p.render() for r in ordered if (p := perfdata_for(r)) is not None]
+    perfdata = [p for r in ordered if (p := perfdata_for(r)) is not None]
+    labels = distinct(p.label for p in perfdata)
+    items = [replace(p, label=label).render() for p, label in zip(perfdata, labels, strict=True)]
 
     long_size = sum(_size(line) + 1 for line in long_lines)
     room = LIMIT - _size(head) - min(long_size, _LONG_OUTPUT_SHARE) - _MARKER_ROOM

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from poolwatch.core.text import printable
 from poolwatch.runtime.once import Result
 
 UOMS = {"percent": "%", "bytes": "B", "seconds": "s"}
@@ -63,11 +65,28 @@ def label_for(result: Result) -> str:
     """`postgres_main_connections`, then the reading's label values: one label per series.
 
     `=` would end the label and `::` is check_multi's prefix separator in Icinga, so neither
-    survives; spaces and quotes are left to `quote`.
+    survives; a control character (a line break would end the plugin output's first line inside
+    the label) is `?`; spaces and quotes are left to `quote`.
     """
     r = result.reading
     parts = [r.source, r.instance, r.check, *r.labels.values()]
-    return "_".join(parts).replace("=", "_").replace("::", "__")
+    return printable("_".join(parts).replace("=", "_").replace("::", "__"))
+
+
+def distinct(labels: Iterable[str]) -> list[str]:
+    """Each label once, in order: one equal to an earlier one gets `_2`, `_3`, ... Two names
+    can read alike once made safe (`a=b` and `a_b`, `a\x1b` and `a?`), and a consumer keeps only
+    one item of a label, so a name chosen to match another's would hide that one's value."""
+    seen: set[str] = set()
+    unique: list[str] = []
+    for label in labels:
+        candidate, n = label, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{label}_{n}"
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique
 
 
 def perfdata_for(result: Result) -> Perfdata | None:

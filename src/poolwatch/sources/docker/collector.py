@@ -33,10 +33,11 @@ from poolwatch.sources import Publish, SourceError
 from poolwatch.sources.docker.access import denied_reason
 from poolwatch.sources.docker.activity import ActivityLog
 from poolwatch.sources.docker.cgroup import CgroupFiles, CgroupReader
-from poolwatch.sources.docker.containers import Container, Selector, overrides
+from poolwatch.sources.docker.containers import Choice, Container, Selector, overrides
 from poolwatch.sources.docker.engine import (
     ONE_SHOT_API,
     ONE_SHOT_SDK,
+    AnswerTooLargeError,
     Engine,
     EventStream,
     version_tuple,
@@ -113,7 +114,9 @@ class DockerCollector:
         self.base_rules: Rules = config.rules
         self._rules: Rules = dict(config.rules)
         self.config = config
-        self.selector = Selector(tuple(config.include), tuple(config.exclude))
+        self.selector = Selector(
+            tuple(config.include), tuple(config.exclude), honour_labels=config.honour_labels
+        )
         self.engine = Engine(environment, config.timeout, config.concurrency)
         self.events = EventStream(environment, config.timeout)
         self.activity = ActivityLog(config.restart_window)
@@ -136,6 +139,10 @@ class DockerCollector:
         self._cgroups: CgroupReader | None = None
         self._last_nano = 0
         self._seen_at_last: set[tuple[str, str]] = set()
+        self._oversize: set[str] = set()
+        """Containers whose inspect or stats answer was over the cap (logged once each)."""
+        self._dropped: set[str] = set()
+        """Containers the selection chose and their own label dropped (logged once each)."""
         self._log = get_logger()
         self._window = f"within {format_duration(config.restart_window)}"
 
@@ -212,7 +219,10 @@ class DockerCollector:
     async def _collect(self) -> list[Reading]:
         await self._start()
         listing = await self.engine.call(lambda api: api.containers(all=True))
-        containers = [c for c in map(Container.from_list, listing) if self.selector.selected(c)]
+        found = [(c, self.selector.choice(c)) for c in map(Container.from_list, listing)]
+        containers = [c for c, choice in found if choice is Choice.WATCHED]
+        dropped = [c for c, choice in found if choice is Choice.LABEL_EXCLUDED]
+        self._note_dropped(dropped)
         self._forget_all_but({c.id for c in containers})
         self._known = {c.id: c for c in containers}
         stale = [c for c in containers if self._needs_inspect(c)]
@@ -224,7 +234,8 @@ class DockerCollector:
             samples = await self._prime(running, stale)
         self._refresh_rules(containers)
         now = self.clock()
-        readings = [Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool")]
+        said = _dropped_line(dropped)
+        readings = [Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool", message=said)]
         for container in containers:
             readings += self._readings(container, samples.get(container.id), now)
         self._samples = samples
@@ -252,6 +263,21 @@ class DockerCollector:
         self._primed = True
         return samples
 
+    def _note_dropped(self, dropped: Sequence[Container]) -> None:
+        """Say once per container that its own label dropped it from what was selected."""
+        for container in dropped:
+            if container.id in self._dropped:
+                continue
+            self._log.warning(
+                "docker_label_excluded",
+                container=container.name,
+                label="poolwatch.enable=false",
+                selected_by=list(self.selector.include) or "every container (include is empty)",
+                effect="not watched; name it in docker.include, or set docker.honour_labels: "
+                "false, to watch it",
+            )
+        self._dropped = {c.id for c in dropped}
+
     def _needs_inspect(self, container: Container) -> bool:
         known = self._inspected.get(container.id)
         return (
@@ -267,6 +293,9 @@ class DockerCollector:
                 data = await self.engine.call(lambda api: api.inspect_container(container.id))
             except docker.errors.NotFound:
                 return  # removed since the list; the next poll forgets it
+            except AnswerTooLargeError as exc:
+                self._too_large(container, exc)  # costs this container's inspect, no other's
+                return
             state = data.get("State") or {}
             host_config = data.get("HostConfig") or {}
             self.activity.inspected(
@@ -323,6 +352,15 @@ class DockerCollector:
             return from_api(await self.engine.call(stats))
         except docker.errors.NotFound:
             return None
+        except AnswerTooLargeError as exc:
+            self._too_large(self._known.get(container_id), exc)
+            return None
+
+    def _too_large(self, container: Container | None, exc: AnswerTooLargeError) -> None:
+        """One container's answer over the cap: said once while it lasts, the rest goes on."""
+        if container is not None and container.id not in self._oversize:
+            self._oversize.add(container.id)
+            self._log.warning("docker_answer_too_large", container=container.name, reason=str(exc))
 
     def _readings(self, container: Container, sample: Sample | None, now: float) -> list[Reading]:
         def reading(check: str, value: float, unit: str, limit: float | None = None) -> Reading:
@@ -388,6 +426,8 @@ class DockerCollector:
         self._rules = rules
 
     def _overrides_of(self, container: Container) -> dict[str, Rule]:
+        if not self.config.honour_labels:
+            return {}
         found = self._overrides.get(container.id)
         if found is None:
             found, problems = overrides(self.base_rules, container)
@@ -406,6 +446,7 @@ class DockerCollector:
         ):
             table.pop(container_id, None)
         self._dirty.discard(container_id)
+        self._oversize.discard(container_id)
         self.activity.forget(container_id)
 
     def _forget_all_but(self, present: set[str]) -> None:
@@ -492,6 +533,24 @@ class DockerCollector:
             self.timeout = settings.timeout
             self.engine.retime(settings.timeout)
             self.events.timeout = settings.timeout
+
+
+DROPPED_NAMED = 5
+"""Containers a label dropped: the engine's `up` message names this many, then counts."""
+
+
+def _dropped_line(dropped: Sequence[Container]) -> str | None:
+    """`up`'s message while labels drop selected containers (what `--once` shows)."""
+    if not dropped:
+        return None
+    names = sorted(c.name for c in dropped)
+    shown = ", ".join(names[:DROPPED_NAMED])
+    more = f" (and {len(names) - DROPPED_NAMED} more)" if len(names) > DROPPED_NAMED else ""
+    one = len(names) == 1
+    return (
+        f"{len(names)} selected container{'' if one else 's'} excluded by "
+        f"{'its' if one else 'their'} own label poolwatch.enable=false: {shown}{more}"
+    )
 
 
 def _reading(

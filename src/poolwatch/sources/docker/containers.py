@@ -2,19 +2,22 @@
 
 - Selection (`docker.include` / `docker.exclude`): an entry is a name glob (`matrixon-*`) or a
   label selector (`label:com.docker.compose.project=matrixon`, `label:tier`); an empty include
-  list means every container; exclude wins; a container labelled `poolwatch.enable=false` is
-  skipped.
+  list means every container; exclude wins. A container's own `poolwatch.enable=false` drops
+  what the selection chose, unless the operator named that container exactly in `include` (an
+  entry without wildcards: the operator's word wins) or turned labels off
+  (`docker.honour_labels: false`). What a label dropped is said (`Choice.LABEL_EXCLUDED`).
 - Reading labels: `image`, `compose_project`, `compose_service` when present, each cut to
   `MAX_LABEL_LENGTH` characters. Nothing else from a container reaches an alert key, so a
   container's own labels cannot make keys (and memory) grow without bound.
 - Thresholds per container: a container label `poolwatch.<check>.warning` or
   `poolwatch.<check>.critical` (e.g. `poolwatch.cpu_percent.warning=95%`) replaces that threshold
   of the configured rule for that container only; it reaches the evaluator as rule
-  `<check>@<container name>` (see `evaluate.rule_for`).
+  `<check>@<container name>` (see `evaluate.rule_for`). Not with `honour_labels: false`.
 """
 
 from __future__ import annotations
 
+import enum
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
@@ -104,17 +107,47 @@ def _matches(pattern: str, container: Container) -> bool:
     return fnmatch.fnmatchcase(container.name, pattern)
 
 
+class Choice(enum.Enum):
+    """What the selection makes of one container."""
+
+    WATCHED = "watched"
+    NOT_SELECTED = "not selected"
+    """`include` does not match it, or `exclude` does: the operator's choice."""
+    LABEL_EXCLUDED = "excluded by its label"
+    """The selection chose it, and its own `poolwatch.enable=false` dropped it."""
+
+
+_WILDCARDS = frozenset("*?[")
+
+
+def disabled_by_label(container: Container) -> bool:
+    value = container.labels.get(ENABLE_LABEL, "")
+    return value.strip().lower() in ("false", "0", "no", "off")
+
+
 @dataclass(frozen=True, slots=True)
 class Selector:
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    honour_labels: bool = True
+
+    def choice(self, container: Container) -> Choice:
+        if self.include and not any(_matches(p, container) for p in self.include):
+            return Choice.NOT_SELECTED
+        if any(_matches(p, container) for p in self.exclude):
+            return Choice.NOT_SELECTED
+        if self.honour_labels and disabled_by_label(container) and not self.named(container):
+            return Choice.LABEL_EXCLUDED
+        return Choice.WATCHED
 
     def selected(self, container: Container) -> bool:
-        if container.labels.get(ENABLE_LABEL, "").strip().lower() in ("false", "0", "no", "off"):
-            return False
-        if self.include and not any(_matches(p, container) for p in self.include):
-            return False
-        return not any(_matches(p, container) for p in self.exclude)
+        return self.choice(container) is Choice.WATCHED
+
+    def named(self, container: Container) -> bool:
+        """Whether `include` names this container exactly (no wildcards, not by label)."""
+        return any(
+            entry == container.name and not _WILDCARDS & set(entry) for entry in self.include
+        )
 
 
 def rule_key(check: str, instance: str) -> str:

@@ -12,6 +12,12 @@ under the client's `timeout`.
 The event stream is long-lived, so it gets its own daemon thread and client (`EventStream`): its
 items reach asyncio through a bounded queue, and an abandoned or stuck thread cannot hold up exit.
 
+Bounded: the SDK (requests) reads an answer's body whole, however long, and its event stream
+buffers an HTTP chunk or an unfinished JSON object whole. A hook on every client reads each
+answer under `ANSWER_MAX_BYTES` instead (refused at once when its `Content-Length` says more),
+and the event stream is read in pieces, one event at most `EVENT_MAX_BYTES` (a longer one is
+skipped up to its newline, and said so).
+
 Read-only: list, inspect, stats, events, version, info, ping.
 """
 
@@ -19,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,7 +36,105 @@ from urllib.parse import urlsplit
 import docker
 import docker.constants
 
+from poolwatch.sources import SourceError
+
 T = TypeVar("T")
+
+MIB = 1024 * 1024
+ANSWER_MAX_BYTES = 16 * MIB
+"""At most this much of one API answer is read: `/containers/json` is about 2.5 KB a container
+(16 MiB: over 6,000 containers), an inspect about 10 KB, stats about 5 KB."""
+EVENT_MAX_BYTES = 1 * MIB
+"""At most this much of one event is kept (a real one is well under 2 KB, its labels included)."""
+READ_PIECE = 64 * 1024
+
+
+class AnswerTooLargeError(SourceError):
+    """An API answer longer than `ANSWER_MAX_BYTES`: refused, the connection closed."""
+
+
+def _path(response: Any) -> str:
+    request = getattr(response, "request", None)
+    path = str(getattr(request, "path_url", "") or "").split("?", 1)[0]
+    return f"{getattr(request, 'method', 'GET')} {path}"
+
+
+def read_capped(response: Any, limit: int = ANSWER_MAX_BYTES) -> None:
+    """Read `response`'s body, at most `limit` bytes, into the place requests keeps it, so that
+    the SDK's `.json()`/`.text` find it read; over `limit` the response is closed and
+    `AnswerTooLargeError` raised, having read at most `limit` (nothing when it says so first)."""
+    cap = f"poolwatch's cap of {limit // MIB} MiB for one answer"
+    declared = str(response.headers.get("Content-Length") or "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise AnswerTooLargeError(
+            f"the engine's answer to {_path(response)} is larger than {cap} "
+            f"(Content-Length {declared}): not read"
+        )
+    pieces: list[bytes] = []
+    size = 0
+    for piece in response.iter_content(READ_PIECE):
+        size += len(piece)
+        if size > limit:
+            response.close()
+            raise AnswerTooLargeError(
+                f"the engine's answer to {_path(response)} is larger than {cap} "
+                f"(more than {limit} bytes arrived): not read further"
+            )
+        pieces.append(piece)
+    response._content = b"".join(pieces)  # what requests' `.content` returns from now on
+
+
+def cap_answers(response: Any, *_: Any, stream: bool = False, **__: Any) -> Any:
+    """requests' response hook on every client: each answer read under the cap before the SDK
+    sees it. A streamed answer (the event stream) is read by `json_lines`, unless it is an
+    error, whose body the SDK would read whole."""
+    if not stream or response.status_code >= 400:
+        read_capped(response)
+    return response
+
+
+@dataclass(frozen=True, slots=True)
+class EventSkipped:
+    """An item of the event stream that was not an event: too long, or not JSON."""
+
+    reason: str
+
+
+def json_lines(
+    pieces: Iterable[bytes], limit: int = EVENT_MAX_BYTES
+) -> Iterator[dict[str, Any] | EventSkipped]:
+    """The engine's event stream (one JSON object per line) from pieces of any size, holding at
+    most `limit` bytes of one line: a longer one is dropped up to its newline."""
+    pending = bytearray()
+    skipping = False
+    for piece in pieces:
+        start = 0
+        while start < len(piece):
+            end = piece.find(b"\n", start)
+            stop = len(piece) if end < 0 else end
+            if not skipping:
+                pending += piece[start:stop]
+                if len(pending) > limit:
+                    pending.clear()
+                    skipping = True
+                    yield EventSkipped(
+                        f"an event longer than {limit // MIB} MiB (poolwatch's cap): skipped"
+                    )
+            if end < 0:
+                break
+            start = end + 1
+            if not skipping and pending.strip():
+                try:
+                    found = json.loads(pending)
+                except ValueError:
+                    yield EventSkipped(f"not JSON: {bytes(pending[:80])!r}")
+                else:
+                    if isinstance(found, dict):
+                        yield found
+            pending.clear()
+            skipping = False
+
 
 ONE_SHOT_API = (1, 41)
 """`stats?one-shot=true` (no priming wait for `precpu_stats`) needs Engine API 1.41."""
@@ -61,6 +166,7 @@ def make_client(environment: Mapping[str, str] | None, timeout: float, version: 
     )
     api = client.api
     one_pool_per_engine(api.get_adapter(api.base_url))
+    api.hooks["response"].append(cap_answers)  # the APIClient is a requests.Session
     return api
 
 
@@ -203,6 +309,8 @@ class EventStream:
         self.environment = environment
         self.timeout = timeout
         self.dropped = 0
+        self.skipped = 0
+        """Items of the stream that were not events (too long, not JSON): each logged."""
         self._queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue(maxsize=queue_size)
         self._generation = 0
         self._stream: Any = None
@@ -259,7 +367,8 @@ class EventStream:
                 self._ping_client.close()
 
     async def items(self) -> AsyncGenerator[object, None]:
-        """CONNECTED, then event dicts, then one StreamEnded; nothing from older generations."""
+        """CONNECTED, then event dicts (and EventSkipped), then one StreamEnded; nothing from
+        older generations."""
         generation = self._generation
         while True:
             got_generation, item = await self._queue.get()
@@ -297,19 +406,22 @@ class EventStream:
             version = negotiate(self.environment, self.timeout)
             client = make_client(self.environment, self.timeout, version)
             stream = client.events(
-                since=since,
-                decode=True,
-                filters={"type": ["container"], "event": list(self.ACTIONS)},
+                since=since, filters={"type": ["container"], "event": list(self.ACTIONS)}
             )
             with self._lock:
                 if generation != self._generation:
                     stream.close()
                     return
                 self._stream = stream
+            # read here, in bounded pieces, not by the SDK's decoder (it holds a chunk whole)
+            response = stream._response
+            response.raise_for_status()  # an error's body was read under the cap by the hook
             if not put(CONNECTED):
                 return
-            for event in stream:
-                if not put(event):
+            for item in json_lines(response.iter_content(READ_PIECE)):
+                if isinstance(item, EventSkipped):
+                    self.skipped += 1
+                if not put(item):
                     return
             put(StreamEnded(None))
         except Exception as exc:

@@ -29,6 +29,8 @@ class DockerSettings(SourceSettings):
     enabled: Switch = "auto"
     include: list[str] = []
     exclude: list[str] = []
+    honour_labels: bool = True
+    """A container's own labels may drop it (`poolwatch.enable=false`) and set its thresholds."""
     restart_window: Duration = 600.0
     stats: Literal["auto", "cgroup", "api"] = "auto"
     cgroup_root: Path = Path("/sys/fs/cgroup")

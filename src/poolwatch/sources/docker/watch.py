@@ -14,7 +14,7 @@ from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import Publish
-from poolwatch.sources.docker.engine import CONNECTED, EventStream, StreamEnded
+from poolwatch.sources.docker.engine import CONNECTED, EventSkipped, EventStream, StreamEnded
 
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0
 PING_EVERY = 5.0
@@ -96,7 +96,9 @@ async def _subscription(stream: EventStream, handler: EventHandler, publish: Pub
                 if isinstance(item, StreamEnded):
                     error = item.error
                     break
-                if isinstance(item, dict):
+                if isinstance(item, EventSkipped):
+                    log.warning("docker_event_skipped", reason=item.reason, skipped=stream.skipped)
+                elif isinstance(item, dict):
                     found = handler.on_event(item)
                     if found:
                         await publish(found)

@@ -11,19 +11,28 @@ Why it is built this way:
   cannot be reached, never that PgBouncer is full.
 - One connection, kept; a lost one is reopened at once in the same poll, then with the shared
   capped exponential backoff with jitter, never two at once.
+- The console cannot tell whether clients get through; with a `probe_dsn` a login probe
+  (`poolwatch.sources.login`, pgbouncer/login.py) does, through PgBouncer into a real database.
 
 Time: connecting and the SHOW round trips each get 30 % of the timeout, so a poll that loses its
 connection, reconnects and reads again still fits the runner's timeout. A timeout mid-read drops
 the connection (a half-read answer must never be read as the next one). The readings are listed
 in README.md (section "Source: PgBouncer"); show.py turns SHOW output into them.
+
+Bounded: a plain `execute` lets libpq read a whole result into memory, however many rows a wrong
+or hostile endpoint sends. Each SHOW is streamed instead (libpq's single-row mode, over the
+simple protocol the console needs: `_Streamed`), and given up, with the connection closed, past
+`SHOW_MAX_ROWS` rows or `SHOW_MAX_BYTES` of values. One row is still read whole by libpq before
+it can be counted: its size is bounded by the read deadline only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any, cast
 
 import psycopg
 
@@ -33,6 +42,8 @@ from poolwatch.core.model import Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.pgbouncer import login
 from poolwatch.sources.pgbouncer.settings import ADMIN_DATABASE, PgBouncerTarget
 from poolwatch.sources.pgbouncer.show import COMMANDS, Counters, Row, readings, snapshot
 
@@ -40,8 +51,31 @@ SOURCE = "pgbouncer"
 APPLICATION_NAME = "poolwatch"
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
+SHOW_MAX_ROWS = 20_000
+"""At most this many rows of one SHOW are read: a pool is one row of SHOW POOLS (a (database,
+user) pair), and `max_client_conn` is rarely above 10,000."""
+SHOW_MAX_BYTES = 16 * 1024 * 1024
+"""... and at most this much text of values (a row of SHOW POOLS is about 150 bytes)."""
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+class _TooLargeError(SourceError):
+    """A SHOW answered more than its cap: given up, the connection closed."""
+
+
+class _Streamed(psycopg.AsyncClientCursor[tuple[Any, ...]]):
+    """A client-side cursor whose `stream()` keeps the simple query protocol.
+
+    psycopg streams over the extended protocol (`force_extended`), which the admin console
+    refuses; libpq's single-row mode works as well after a simple Query, and a query without
+    parameters needs nothing else.
+    """
+
+    def _execute_send(
+        self, query: Any, *, force_extended: bool = False, binary: bool | None = None
+    ) -> None:
+        super()._execute_send(query, force_extended=False, binary=binary)
 
 
 class PgBouncerCollector:
@@ -72,6 +106,20 @@ class PgBouncerCollector:
         self._failure = ""
         self._counters: Counters | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        probe_dsn = str(target.probe_dsn) if target.probe_dsn else None  # checked at load
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(probe_dsn or "", self.timeout),
+            # without a probe_dsn there is nothing to log in to: the console is exempt
+            interval=target.probe_interval if probe_dsn else None,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            explain=login.explain,
+            clock=clock,
+            first_after=target.interval / 2,
+        )
+        self._probing = probe_dsn is not None
 
     # --- the Collector contract ---------------------------------------------------------------
 
@@ -79,9 +127,10 @@ class PgBouncerCollector:
         async with self._lock:
             tables = await self._fetch()
             out, self._counters = readings(self.instance, snapshot(tables), self._counters)
-            return out
+            return [*out, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         async with self._lock:
             await self._drop(None)
 
@@ -90,6 +139,7 @@ class PgBouncerCollector:
         the timeout when it starts, so a changed one applies from the next poll."""
         self.rules, self.interval = target.rules, target.interval
         self.timeout, self._step = target.timeout, target.timeout * 0.3
+        self.probe.reconfigure(target.probe_interval if self._probing else None, target.timeout)
 
     # --- the admin console ----------------------------------------------------------------
 
@@ -99,6 +149,9 @@ class PgBouncerCollector:
         if self._conn is not None:
             try:
                 return await self._show(self._conn)
+            except _TooLargeError:
+                await self._drop(None)
+                raise  # not lost, refused: asking again at once would read as much again
             except Exception as exc:
                 if not self._lost(exc):
                     raise SourceError(f"SHOW failed: {_reason(exc)}") from None
@@ -107,6 +160,9 @@ class PgBouncerCollector:
         conn = await self._connect()
         try:
             return await self._show(conn)
+        except _TooLargeError:
+            await self._drop(None)
+            raise
         except Exception as exc:
             if self._lost(exc):
                 await self._drop(_reason(exc))
@@ -115,14 +171,34 @@ class PgBouncerCollector:
     async def _show(self, conn: Connection) -> dict[str, list[Row]]:
         """Every command of `COMMANDS`, rows keyed by column name (never by position)."""
         tables: dict[str, list[Row]] = {}
-        async with asyncio.timeout(self._step), conn.cursor() as cursor:
+        async with asyncio.timeout(self._step), _Streamed(conn) as cursor:
             for key, command in COMMANDS.items():
-                await cursor.execute(command)  # constant text, no parameters: simple protocol
-                names = [column.name for column in cursor.description or ()]
-                tables[key] = [
-                    dict(zip(names, row, strict=True)) for row in await cursor.fetchall()
-                ]
+                tables[key] = await self._rows(conn, cursor, command)
         return tables
+
+    @staticmethod
+    async def _rows(conn: Connection, cursor: _Streamed, command: str) -> list[Row]:
+        """One SHOW's rows, read one at a time under the caps."""
+        rows: list[Row] = []
+        names: list[str] | None = None
+        size = 0
+        # constant text, no parameters: the simple protocol
+        streamed = cast(AsyncGenerator[tuple[Any, ...], None], cursor.stream(command))
+        async with contextlib.aclosing(streamed) as stream:
+            async for row in stream:
+                if names is None:  # known once the first row is in
+                    names = [column.name for column in cursor.description or ()]
+                size += sum(len(str(value)) for value in row if value is not None)
+                if len(rows) >= SHOW_MAX_ROWS or size > SHOW_MAX_BYTES:
+                    # closed first, so that the stream's clean-up does not read the rest
+                    await conn.close()
+                    raise _TooLargeError(
+                        f"{command} answered more than poolwatch's cap of {SHOW_MAX_ROWS} rows "
+                        f"or {SHOW_MAX_BYTES // (1024 * 1024)} MiB: not read further, "
+                        "connection closed"
+                    )
+                rows.append(dict(zip(names, row, strict=True)))
+        return rows
 
     def _lost(self, exc: BaseException) -> bool:
         """Whether the connection is gone or no longer trustworthy, not just one command."""

@@ -4,6 +4,7 @@ from poolwatch.core.model import UP_CHECK
 
 CHECKS = (
     UP_CHECK,
+    "pool_exhausted",
     "client_connections",
     "clients_waiting",
     "max_wait_seconds",
@@ -11,10 +12,13 @@ CHECKS = (
     "pool_saturated",
     "database_server_connections",
     "wait_per_transaction_seconds",
+    "login_ok",  # the login probe (poolwatch.sources.login), with a `probe_dsn` only
+    "login_seconds",
 )
 
 UNITS = {
     UP_CHECK: "bool",
+    "pool_exhausted": "bool",
     "client_connections": "connections",
     "clients_waiting": "connections",
     "max_wait_seconds": "seconds",
@@ -22,4 +26,6 @@ UNITS = {
     "pool_saturated": "bool",
     "database_server_connections": "connections",
     "wait_per_transaction_seconds": "seconds",
+    "login_ok": "bool",
+    "login_seconds": "seconds",
 }

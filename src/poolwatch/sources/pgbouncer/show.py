@@ -20,7 +20,7 @@ PgBouncer's own admin database `pgbouncer` (poolwatch's connection among others)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from poolwatch.core.model import UP_CHECK, Reading
@@ -234,6 +234,33 @@ def _database_connections(snapshot: Snapshot) -> list[tuple[str, float, float | 
     return [*kept[:MAX_LABEL_VALUES], (OTHER, rest, None)]
 
 
+EXHAUSTED_CHECK = "pool_exhausted"
+EXHAUSTED_POOLS_NAMED = 3
+"""Saturated pools a `pool_exhausted` message names (the rest are counted)."""
+
+
+def exhausted(clients: float, max_client_conn: float | None, found: Sequence[Pool]) -> str | None:
+    """Why PgBouncer has no room, or None: its clients reached `max_client_conn` (new clients
+    are refused), or a pool holds every server it may open while clients queue for one."""
+    reasons: list[str] = []
+    if max_client_conn is not None and clients >= max_client_conn:
+        reasons.append(
+            f"{clients:.0f} clients of max_client_conn {max_client_conn:.0f}: new clients "
+            "are refused"
+        )
+    saturated = sorted((p for p in found if p.saturated), key=lambda p: -p.waiting)
+    if saturated:
+        named = ", ".join(
+            f"{p.database}/{p.user} {p.servers:.0f}/{p.size:.0f} servers, {p.waiting:.0f} waiting"
+            for p in saturated[:EXHAUSTED_POOLS_NAMED]
+        )
+        more = len(saturated) - EXHAUSTED_POOLS_NAMED
+        reasons.append(f"pool at its size with clients waiting: {named}")
+        if more > 0:
+            reasons[-1] += f" (and {more} more pools)"
+    return "; ".join(reasons) or None
+
+
 def readings(
     instance: str, snapshot: Snapshot, before: Counters | None
 ) -> tuple[list[Reading], Counters]:
@@ -249,16 +276,17 @@ def readings(
 
     config = settings(snapshot)
     lists = {str(row.get("list")): number(row, "items") for row in snapshot.lists}
+    clients = lists.get("used_clients") or 0.0
+    max_client_conn = _positive(_setting(config, "max_client_conn"))
+    found = pools(snapshot)
+    full = exhausted(clients, max_client_conn, found)
     out = [
         reading(UP_CHECK, 1),
-        reading(
-            "client_connections",
-            lists.get("used_clients") or 0.0,
-            _positive(_setting(config, "max_client_conn")),
-        ),
+        replace(reading(EXHAUSTED_CHECK, 1.0 if full else 0.0), message=full),
+        reading("client_connections", clients, max_client_conn),
     ]
     query_wait_timeout = _positive(_setting(config, "query_wait_timeout"))
-    for pool in bounded(pools(snapshot)):
+    for pool in bounded(found):
         labels = {"database": pool.database, "user": pool.user}
         out += [
             reading("clients_waiting", pool.waiting, None, labels),

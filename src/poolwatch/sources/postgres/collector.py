@@ -16,6 +16,9 @@ Why it is built this way (each point is a mistake other monitors make):
   Any other error is the server answering: a partial poll with the reason in `up`'s message.
 - asyncpg never reconnects by itself: after a lost connection poolwatch reconnects at once, then
   with capped exponential backoff and jitter, and never holds two connections to one target.
+- The kept session cannot see that nobody else can log in (a hung postmaster, a changed
+  password): a login probe beside it (`poolwatch.sources.login`) logs in afresh every
+  `probe_interval`, for a moment, never awaited by a poll; its readings ride on every poll.
 
 Time: connecting and each statement get 30 % of the collector's timeout, and a catalog read starts
 only if it can end within 90 % of it, so a poll that loses its connection, reconnects and reads
@@ -40,14 +43,16 @@ import asyncpg
 from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.evaluate import concerning, rule_for
+from poolwatch.core.limits import LimitNote, effective_limit, limit_above_server
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
-from poolwatch.sources.postgres import queries
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.postgres import login, queries, sessions
 from poolwatch.sources.postgres.dsn import libpq_uri
 from poolwatch.sources.postgres.holders import holders_context
-from poolwatch.sources.postgres.queries import Detail
+from poolwatch.sources.postgres.queries import Detail, raw_text
 from poolwatch.sources.postgres.settings import PostgresTarget
 
 SOURCE = "postgres"
@@ -87,23 +92,9 @@ Counters = dict[int, tuple[int, str | None]]
 
 
 def deadlock_delta(previous: Counters | None, current: Counters) -> int | None:
-    """Deadlocks since the last poll, summed over databases; None on the first poll.
-
-    A database whose `stats_reset` changed, or whose counter went down (stats reset, crash
-    restart), counts from zero; a database not seen before is only a baseline.
-    """
-    if previous is None:
-        return None
-    total = 0
-    for oid, (count, reset) in current.items():
-        before = previous.get(oid)
-        if before is None:
-            continue
-        if reset != before[1] or count < before[0]:
-            total += count
-        else:
-            total += count - before[0]
-    return total
+    """Deadlocks since the last poll, summed over databases; None on the first poll (the
+    rule for every `pg_stat_database` counter: `sessions.counter_delta`)."""
+    return sessions.counter_delta(previous, current)
 
 
 def label_value(name: str) -> str:
@@ -146,8 +137,12 @@ class _Poll:
     out_of_time: bool = False
     deadlocks: Counters | None = None
     """The new deadlock baseline, kept only if the poll as a whole succeeds."""
+    sessions: dict[str, Counters] | None = None
+    """The new baseline of the session counters, likewise."""
     users: dict[int, str] = field(default_factory=dict)
     """Role names by oid, from the NAMES read (empty when it failed)."""
+    exhausted: str | None = None
+    """Why no slot is left for an ordinary role (the count reached the server's limit)."""
 
 
 class PostgresCollector:
@@ -185,8 +180,22 @@ class PostgresCollector:
         self._saturated = False
         self._failure = ""
         self._limit: float | None = None
+        self.limit_notes: list[LimitNote] = []
+        """Configured limits the server's own undercuts (`max_connections` above it)."""
         self._deadlocks: Counters | None = None
+        self._sessions: dict[str, Counters] | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(self._dsn, self._password, self.timeout),
+            interval=target.probe_interval,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            explain=login.explain,
+            clock=clock,
+            first_after=target.interval / 2,
+        )
 
     # --- the Collector contract ---------------------------------------------------------------
 
@@ -197,15 +206,18 @@ class PostgresCollector:
                 poll = await self._poll()
             except _SaturatedError:
                 self.last_poll_partial = True
-                return self._saturation()
+                return [*self._saturation(), *self.probe.poll()]
             if poll.deadlocks is not None:
                 self._deadlocks = poll.deadlocks
+            if poll.sessions is not None:
+                self._sessions = poll.sessions
             if poll.unread:
                 self.last_poll_partial = True
                 self._log.warning("postgres_partial_poll", unread=poll.unread)
-            return poll.readings
+            return [*poll.readings, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         async with self._lock:
             await self._drop(None)
 
@@ -214,6 +226,7 @@ class PostgresCollector:
         statement and lock timeouts, the last two on the live session at the next poll."""
         self.rules, self.interval = target.rules, target.interval
         self.include_query_text = target.include_query_text
+        self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout, self._step = target.timeout, target.timeout * 0.3
             self._statement_timeout = self._step * 0.8
@@ -291,10 +304,14 @@ class PostgresCollector:
 
     def _finish(self, poll: _Poll) -> _Poll:
         message = f"partial poll, not read: {'; '.join(poll.unread)}" if poll.unread else None
-        poll.readings[:0] = [
-            self._reading(UP_CHECK, 1, "bool", message=message),
-            self._reading(EXHAUSTED_CHECK, 0, "bool"),  # connected: a refusal is over
-        ]
+        connections = next((r for r in poll.readings if r.check == "connections"), None)
+        exhausted = self._reading(EXHAUSTED_CHECK, 0, "bool")  # connected: a refusal is over
+        if poll.exhausted is not None:
+            # full while poolwatch is connected: the same alert a refused reconnect raises,
+            # for as long as the pool stays full, with the holders the count read
+            context = connections.context if connections is not None else None
+            exhausted = replace(exhausted, value=1, message=poll.exhausted, context=context)
+        poll.readings[:0] = [self._reading(UP_CHECK, 1, "bool", message=message), exhausted]
         return poll
 
     async def _query(self, conn: Any, sql: str, *args: Any) -> Any:
@@ -329,7 +346,7 @@ class PostgresCollector:
         reading then says why in its message, and the poll is not partial."""
         index = next(i for i, r in enumerate(poll.readings) if r.check == "connections")
         reading = poll.readings[index]
-        if not concerning(reading, rule_for(self.rules, reading)):
+        if poll.exhausted is None and not concerning(reading, rule_for(self.rules, reading)):
             return
         if asyncio.get_running_loop().time() + self._statement_timeout > deadline:
             why = "no time left in this poll"
@@ -377,6 +394,7 @@ class PostgresCollector:
             if self._saturated:
                 raise _SaturatedError
             raise SourceError(f"{self._failure}; next reconnect attempt in {wait:.0f}s")
+        started = self._clock()
         try:
             conn = await asyncpg.connect(
                 self._dsn,
@@ -409,6 +427,7 @@ class PostgresCollector:
         if self._failures:
             self._log.info("postgres_reconnected", attempts=self._failures)
         self._conn, self._failures, self._retry_at, self._saturated = conn, 0, 0.0, False
+        self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         return conn
 
     async def _drop(self, reason: str | None) -> None:
@@ -451,12 +470,25 @@ class PostgresCollector:
 
     @property
     def _pool_limit(self) -> float | None:
-        return float(self.limit_override) if self.limit_override else self._limit
+        """The server's usable limit, or a smaller configured one; never a larger one."""
+        return effective_limit(self.limit_override, self._limit)
 
     def _counts(self, row: Any, poll: _Poll) -> tuple[dict[int, int], dict[int, int]]:
         """The lock-free readings; returns the counts per database oid and per role oid."""
         usable = row["max_connections"] - row["superuser_reserved"] - row["reserved"]
         self._limit = float(max(1, usable))
+        # the seed's POSTGRES_CONN_MAX=200 names the server's max_connections (200, of which
+        # 197 are usable): said only when it is above even that
+        self.limit_notes = limit_above_server(
+            SOURCE,
+            self.instance,
+            "connections",
+            "max_connections",
+            self.limit_override,
+            row["max_connections"],
+        )
+        if row["connections"] >= self._limit:
+            poll.exhausted = full_message(row)
         limit = self._pool_limit
         out = poll.readings
         out.append(self._reading("connections", row["connections"], "connections", limit))
@@ -496,7 +528,8 @@ class PostgresCollector:
             ("database", databases, "databases", "connections_by_database"),
             ("user", users, "users", "connections_by_user"),
         ):
-            names = json.loads(row[column])
+            # each name decoded on its own: one that is not UTF-8 reads with U+FFFD in it
+            names = {oid: raw_text(raw) or "" for oid, raw in json.loads(row[column]).items()}
             if label == "user":
                 poll.users = {int(oid): name for oid, name in names.items()}
             named: Counter[str] = Counter()
@@ -515,13 +548,21 @@ class PostgresCollector:
         delta = deadlock_delta(self._deadlocks, counters)
         if delta is not None:
             poll.readings.append(self._reading("deadlocks", delta, "deadlocks"))
+        poll.sessions = sessions.session_counters(row["sessions"], started)
+        for check, grown in sessions.session_deltas(self._sessions, poll.sessions).items():
+            poll.readings.append(self._reading(check, grown, sessions.UNIT))
 
     def _size_readings(self, row: Any, poll: _Poll) -> None:
-        for name, size in json.loads(row["sizes"]):
+        seen: set[str] = set()
+        for raw, size in json.loads(row["sizes"]):
+            name = raw_text(raw) or ""  # decoded on its own: a bad name costs only its row
             if size is None:  # its files are gone, its row not yet: a DROP DATABASE under way
                 poll.unread.append(f"size of database {name!r}: none (being dropped?)")
                 continue
             labels = {"database": label_value(name)}
+            if labels["database"] in seen:
+                continue  # two names that are not UTF-8 and read alike: the larger one is kept
+            seen.add(labels["database"])
             poll.readings.append(self._reading("database_size_bytes", size, "bytes", None, labels))
 
 
@@ -535,6 +576,17 @@ class _LostError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def full_message(row: Any) -> str:
+    """Why no ordinary role can log in, in the server's own numbers."""
+    reserved = row["superuser_reserved"] + row["reserved"]
+    usable = row["max_connections"] - reserved
+    return (
+        f"no slot left for an ordinary role: {row['connections']} client connections of "
+        f"{usable} usable (max_connections {row['max_connections']}, {reserved} reserved); "
+        "new logins get 'remaining connection slots are reserved'"
+    )
 
 
 def _milliseconds(seconds: float) -> str:

@@ -7,37 +7,24 @@
   no one), the TOP_BLOCKERS blocking the most sessions, directly or through a chain, because the
   session at the head of a lock queue is the one to look at, not the waiter in front of you.
 - Query text appears only when the operator asked (`include_query_text`), cut to 200 characters
-  with its literals replaced by `?` (a query's values may hold personal data).
+  with its values masked by PostgreSQL's own scanner (querytext.py: a query's values may hold
+  personal data), decoded on its own with replacement (queries.raw_text).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from poolwatch.sources.postgres.queries import raw_text
+from poolwatch.sources.postgres.querytext import scrub
+
 TOP_HOLDERS = 5
 TOP_BLOCKERS = 3
-QUERY_CHARS = 200
 PREPARED = "(prepared transaction)"
 """`pg_blocking_pids` names a prepared transaction as pid 0: no session, no application."""
-
-_LITERALS = re.compile(
-    r"""(?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?(?:\$(?P=tag)\$|$))"""  # $$…$$, $tag$…$tag$
-    r"""|(?P<string>[EeBbXxNnUu]&?'(?:[^']|'')*(?:'|$)|'(?:[^']|'')*(?:'|$))"""  # '…', E'…'
-    r"""|(?P<number>(?<![\w$.])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)""",  # 42, 4.2, 1e9
-    re.DOTALL,
-)
-
-
-def scrub(query: str | None) -> str | None:
-    """A query's first 200 characters with every literal (string, dollar-quoted, number) as `?`:
-    the statement's shape stays readable, its values do not leave the server."""
-    if query is None:
-        return None
-    return _LITERALS.sub("?", query[:QUERY_CHARS])[:QUERY_CHARS]
 
 
 def _user(users: Mapping[int, str], oid: Any) -> str | None:
@@ -76,7 +63,7 @@ def _holders(
         transaction = float(row["transaction"] or -1.0)
         if with_query and transaction >= newest_query.get(key, -2.0):
             newest_query[key] = transaction  # the query of the group's oldest transaction
-            holder["query"] = scrub(row["query"])
+            holder["query"] = scrub(raw_text(row["query"]))
     ranked = sorted(
         merged.values(),
         key=lambda h: (-h["count"], h["application"], h["user"] or "", h["client"]),
@@ -132,7 +119,7 @@ def _blockers(
             "blocking": blocking,
         }
         if with_query:
-            blocker["query"] = scrub(session.get("query"))
+            blocker["query"] = scrub(raw_text(session.get("query")))
         found.append(blocker)
     return found
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL source's SQL, split by what each statement may wait for.
+r"""The PostgreSQL source's SQL, split by what each statement may wait for.
 
 `CORE` reads only functions (`pg_stat_get_activity(NULL)`, `current_setting`): no relation, so no
 lock, so a migration's DDL on a catalog cannot stop it. `up`, `connections`, the states, the
@@ -10,6 +10,16 @@ Each `Detail` reads catalogs (names, `pg_stat_database`, sizes), runs alone unde
 short `lock_timeout`, and may fail alone: the poll is then partial. `BLOCKERS` reads `pg_locks`
 (a view over a function, no catalog) to name who held the catalog lock a detail gave up on.
 
+Names and query text come as the hex of their raw bytes, never as text: a database or role name
+need not be valid in any encoding (a `SQL_ASCII` database takes any bytes, and its names land in
+the shared catalogs every database reads), and one such name as text fails the whole statement,
+in the driver's UTF-8 decoding or, when the database poolwatch connects to is itself `SQL_ASCII`,
+in the server's conversion to UTF-8. Each is read as
+`encode(decode(replace(name::text, E'\\', E'\\\\'), 'escape'), 'hex')`: `decode(..., 'escape')`
+takes a text's bytes as they are once its backslashes are doubled, with no conversion and no
+check of the encoding (`textsend` converts, `convert_to` checks: both fail on the very names at
+issue). `raw_text` decodes each in Python, with replacement: a bad name costs at most its row.
+
 Constant text: nothing from the configuration is ever formatted into SQL.
 """
 
@@ -18,6 +28,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+
+def raw_text(hex_bytes: str | None) -> str | None:
+    """A value read as raw hex (see the module), as UTF-8, each invalid byte replaced by U+FFFD."""
+    if hex_bytes is None:
+        return None
+    return bytes.fromhex(hex_bytes).decode("utf-8", errors="replace")
+
 
 CORE = """
 WITH clients AS (
@@ -72,28 +90,38 @@ class Detail:
 
 NAMES = Detail(
     "database and user names",
-    """
+    r"""
 SELECT
-    (SELECT coalesce(json_object_agg(oid, datname), '{}')
+    (SELECT coalesce(json_object_agg(
+         oid, encode(decode(replace(datname::text, E'\\', E'\\\\'), 'escape'), 'hex')), '{}')
        FROM pg_database WHERE oid = ANY($1::oid[])) AS databases,
-    (SELECT coalesce(json_object_agg(o, pg_get_userbyid(o)), '{}')
+    (SELECT coalesce(json_object_agg(
+         o, encode(decode(replace(pg_get_userbyid(o)::text, E'\\', E'\\\\'), 'escape'), 'hex')),
+         '{}')
        FROM unnest($2::oid[]) o) AS users
 """,
 )
+"""Names by oid, each as the hex of its bytes."""
 
 DEADLOCKS = Detail(
-    "deadlock counters",
+    "deadlock and session counters",
     """
 SELECT coalesce(json_agg(json_build_array(datid, deadlocks, stats_reset::text)), '[]')
-    AS deadlocks
-FROM pg_stat_database
+    AS deadlocks,
+    coalesce(json_agg(json_build_array(datid, stats_reset::text, s -> 'sessions_fatal',
+        s -> 'sessions_abandoned', s -> 'sessions_killed')), '[]') AS sessions
+FROM pg_stat_database d CROSS JOIN LATERAL to_jsonb(d) AS s
 """,
 )
+"""The session counters are PostgreSQL 14+: read through `to_jsonb(row)`, they are null on an
+older server instead of failing the statement (sessions.py)."""
 
 SIZES = Detail(
     "database sizes",
-    """
-SELECT coalesce(json_agg(json_build_array(datname, size)), '[]') AS sizes
+    r"""
+SELECT coalesce(json_agg(json_build_array(
+           encode(decode(replace(datname::text, E'\\', E'\\\\'), 'escape'), 'hex'), size)), '[]')
+       AS sizes
 FROM (SELECT datname, pg_database_size(oid) AS size FROM pg_database
       WHERE datallowconn AND NOT datistemplate
         AND (has_database_privilege(oid, 'CONNECT')
@@ -101,18 +129,21 @@ FROM (SELECT datname, pg_database_size(oid) AS size FROM pg_database
       ORDER BY size DESC NULLS LAST LIMIT 50) z
 """,
 )
-"""A size reads NULL when the database's files are gone but its row is still visible: a DROP
-DATABASE in progress. A DROP that commits during the statement fails it with SQLSTATE 3D000."""
+"""Names as the hex of their bytes, the largest first. A size reads NULL when the database's files
+are gone but its row is still visible: a DROP DATABASE in progress. A DROP that commits during
+the statement fails it with SQLSTATE 3D000."""
 
 HOLDERS = Detail(
     "connection holders",
-    """
+    r"""
 WITH clients AS (
     SELECT pid, coalesce(application_name, '') AS application, usesysid,
            CASE WHEN client_port = -1 THEN 'local' WHEN client_addr IS NULL THEN 'unknown'
                 ELSE host(client_addr) END AS client,
            coalesce(state, '') AS state, state_change, xact_start, wait_event_type,
-           CASE WHEN $1::bool THEN left(query, 200) END AS query
+           CASE WHEN $1::bool
+                THEN encode(decode(replace(left(query, 200), E'\\', E'\\\\'), 'escape'), 'hex')
+           END AS query
     FROM pg_stat_get_activity(NULL)
     WHERE (backend_type = 'client backend'
            OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL))
@@ -142,7 +173,8 @@ SELECT
 """Who holds the pool, read only while `connections` is at or above warning: the sessions grouped
 by (application, role, client address, state), every lock waiter with `pg_blocking_pids`, and the
 sessions those name. Functions only, like CORE, so no DDL can hold it up; role oids are named from
-the NAMES read of the same poll. Query text only when `$1` (`include_query_text`) is true."""
+the NAMES read of the same poll. Query text only when `$1` (`include_query_text`) is true, as the
+hex of its bytes: a session of a `SQL_ASCII` database may send any bytes."""
 
 FIRST_NORMAL_OID = 16384
 """Relations below this oid are the system catalogs, their indexes and the system views."""

@@ -18,4 +18,9 @@ CHECKS = (
     "deadlocks",
     "database_size_bytes",
     "monitoring_query_blocked",
+    "sessions_fatal",  # sessions.py
+    "sessions_abandoned",
+    "sessions_killed",
+    "login_ok",  # the login probe (poolwatch.sources.login)
+    "login_seconds",
 )

@@ -12,6 +12,7 @@ from pydantic import Field
 from poolwatch.config.fields import (
     REDACTED_URL,
     SENSITIVE,
+    DurationOrOff,
     Name,
     Secret,
     check_port,
@@ -69,12 +70,18 @@ class PostgresTarget(Judged):
     password: Secret | None = None
     max_connections: int | None = Field(None, ge=1)
     include_query_text: bool = False
+    probe_interval: DurationOrOff = None
+    """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
 
 
 class PostgresSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "postgres"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
-    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_connections", "include_query_text")
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = (
+        "max_connections",
+        "include_query_text",
+        "probe_interval",
+    )
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("POSTGRES_CONN_WARNING", ("rules", "connections", "warning")),
         EnvVar("POSTGRES_CONN_CRITICAL", ("rules", "connections", "critical")),
@@ -86,6 +93,8 @@ class PostgresSettings(TargetedSettings):
     include_query_text: bool = False
     """Holders and blockers in an event's context carry their query's first 200 characters,
     literals replaced: off by default, since a query's values may hold personal data."""
+    probe_interval: DurationOrOff = 30.0
+    """A fresh login (connect, authenticate, `SELECT 1`, close) this often; `off`: none."""
     targets: list[PostgresTarget] = []
 
     def collector(self) -> Callable[[Any], Collector]:

@@ -1,7 +1,9 @@
 """Redis source: clients against the server's own `maxclients`, memory, hit rate, rejections.
 
 One collector per target holds **one** connection (named `poolwatch`), never a pool, so watching
-never costs the server more than one client slot. A lost connection is reopened at once, once;
+never costs the server more than one client slot, and a second for the moment of a login probe
+(`poolwatch.sources.login`, named `poolwatch-probe`): the kept connection cannot see that new
+clients are refused. A lost connection is reopened at once, once;
 after that, attempts wait a capped exponential backoff with jitter. When the server is full, the
 connection poolwatch already holds keeps working and reports the true count; if that connection
 was lost and the server refuses a new one with "max number of clients reached", the collector
@@ -28,19 +30,26 @@ from poolwatch.config.rules import Rules
 from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.evaluate import concerning, rule_for
+from poolwatch.core.limits import LimitNote, limit_above_server
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.sources import SourceError
+from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.redis import login
 from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
     EXHAUSTED_CHECK,
+    HIT_RATE_CHECK,
     READINGS,
     UNITS,
+    HitRate,
     Sample,
     parse_info,
     resolve_maxclients,
+    server_maxclients,
 )
+from poolwatch.sources.redis.replies import ReplyTooLargeError, parser_for
 from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
@@ -79,7 +88,8 @@ class _Wire(Protocol):
 
 def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any], dict[str, Any]]:
     """Connection class and arguments for a target: its URL, then the configured credentials,
-    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks)."""
+    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks,
+    and a parser that reads no reply over its cap: `replies`)."""
     options: dict[str, Any] = dict(parse_url(target.url))
     connection_class = options.pop("connection_class", Connection)
     if target.username:
@@ -93,6 +103,7 @@ def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any
         decode_responses=True,
         socket_timeout=io_timeout,
         socket_connect_timeout=io_timeout,
+        parser_class=parser_for(options["protocol"]),
     )
     return connection_class, options
 
@@ -130,6 +141,8 @@ class RedisCollector:
     """One Redis target: one connection, INFO every poll, readings from the `READINGS` table."""
 
     source = SOURCE
+    intermittent_checks = frozenset({HIT_RATE_CHECK})
+    """Absent while the window holds too few lookups: not gone, so it resolves by `clear_for`."""
 
     def __init__(
         self,
@@ -157,13 +170,25 @@ class RedisCollector:
         self._client_list = True
         """False once the ACL refused CLIENT LIST (logged once): no holders from then on."""
         self._before: Sample | None = None
-        self._maxclients: float | None = None
+        self.limit_notes: list[LimitNote] = []
+        """Configured limits the server's own undercuts (`max_clients` above `maxclients`)."""
+        self._hit_rate = HitRate(target.hit_rate_min_lookups, target.hit_rate_window)
         self._failures = 0
         self._retry_at = 0.0
         self._last_failure = ""
         self._saturated = False
         self.last_poll_partial = False
         """True while saturated: only the count is known, so nothing else counts as gone."""
+        self.probe = LoginProbe(
+            SOURCE,
+            self.instance,
+            lambda: login.attempt(self._class, self._options),
+            interval=target.probe_interval,
+            timeout=target.timeout,
+            classify=login.failure_class,
+            clock=clock,
+            first_after=target.interval / 2,
+        )
 
     # --- the poll ---
 
@@ -176,26 +201,43 @@ class RedisCollector:
             info = await self._info()
         except _SaturatedError as exc:
             self.last_poll_partial = True
-            return self._saturated_readings(refused_now=exc.refused_now)
+            return [*self._saturated_readings(refused_now=exc.refused_now), *self.probe.poll()]
         from_config = None if "maxclients" in info else await self.maxclients_from_config()
-        maxclients = resolve_maxclients(info, from_config, self.configured_maxclients)
-        self._maxclients = maxclients or self._maxclients
-        now = Sample(info, maxclients)
-        readings = [self._reading(UP_CHECK, 1, None), self._reading(EXHAUSTED_CHECK, 0, None)]
+        server = server_maxclients(info, from_config)
+        configured = self.configured_maxclients
+        if server is not None:
+            self.limit_notes = limit_above_server(
+                SOURCE, self.instance, CLIENTS_CHECK, "max_clients", configured, server
+            )
+        now = Sample(info, resolve_maxclients(info, from_config, configured))
+        readings = [self._reading(UP_CHECK, 1, None)]
         for spec in READINGS:
             measured = spec.measure(now, self._before)
             if measured is not None:
                 readings.append(self._reading(spec.check, *measured))
+        hit_rate = self._hit_rate.observe(now, self._before, self._clock())
+        if hit_rate is not None:
+            percent, lookups, polls = hit_rate
+            over = f"over the last {lookups:.0f} lookups, {polls} poll{'s' * (polls != 1)}"
+            readings.append(self._reading(HIT_RATE_CHECK, percent, 100.0, over))
         self._before = now
-        return [await self._with_holders(r) if r.check == CLIENTS_CHECK else r for r in readings]
+        clients = next((r for r in readings if r.check == CLIENTS_CHECK), None)
+        full = clients is not None and server is not None and clients.value >= server
+        if clients is not None:
+            clients = await self._with_holders(clients, full=full)
+        readings = [clients if r.check == CLIENTS_CHECK and clients else r for r in readings]
+        readings.insert(1, self._exhausted(clients, server) if full else self._idle_exhausted())
+        return [*readings, *self.probe.poll()]
 
     async def close(self) -> None:
+        await self.probe.close()
         await self._drop()
 
     def reconfigure(self, target: RedisTarget) -> None:
         """New rules, interval and timeout; a changed timeout reaches the socket timeouts by a
         reconnect at the next poll (redis-py fixes them per connection)."""
         self.rules, self.interval = target.rules, target.interval
+        self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout = target.timeout
             self._class, self._options = connection_options(target, target.timeout / 2)
@@ -205,6 +247,20 @@ class RedisCollector:
         self, check: str, value: float, limit: float | None, message: str | None = None
     ) -> Reading:
         return Reading(SOURCE, self.instance, check, value, UNITS[check], limit, message=message)
+
+    def _idle_exhausted(self) -> Reading:
+        return self._reading(EXHAUSTED_CHECK, 0, None)  # connected, and a slot is free
+
+    def _exhausted(self, clients: Reading | None, server: float | None) -> Reading:
+        """Every slot taken while poolwatch is connected: the same alert a refused reconnect
+        raises, for as long as the server stays full, with the holders of the slots."""
+        count = f"{clients.value:.0f}" if clients is not None else "?"
+        message = (
+            f"every client slot is taken: {count} clients of maxclients {server:.0f}; "
+            "new clients get 'max number of clients reached'"
+        )
+        context = clients.context if clients is not None else None
+        return replace(self._reading(EXHAUSTED_CHECK, 1, None, message), context=context)
 
     def _saturated_readings(self, *, refused_now: bool) -> list[Reading]:
         """Server full and our own connection gone: it is up and refusing clients. No count is
@@ -221,10 +277,13 @@ class RedisCollector:
             )
         return readings
 
-    async def _with_holders(self, reading: Reading) -> Reading:
+    async def _with_holders(self, reading: Reading, *, full: bool) -> Reading:
         """`connected_clients` with who holds the slots, read only while its rule is at or above
-        warning (CLIENT LIST is O(clients)). No answer costs the context, never the count."""
-        if not self._client_list or not concerning(reading, rule_for(self.rules, reading)):
+        warning or the server is full (CLIENT LIST is O(clients)). No answer costs the context,
+        never the count."""
+        if not self._client_list:
+            return reading
+        if not full and not concerning(reading, rule_for(self.rules, reading)):
             return reading
         try:
             listing = await self._command("CLIENT", "LIST")
@@ -275,6 +334,9 @@ class RedisCollector:
             return await conn.read_response()
         except ResponseError as exc:
             raise _RefusedError(f"{self.where}: {args[0]} refused: {one_line(exc)}") from None
+        except ReplyTooLargeError as exc:
+            await self._drop()
+            raise self._failed(ReplyTooLargeError(f"{' '.join(args)}: {exc}")) from None
         except RedisError as exc:
             await self._drop()
             if isinstance(exc, RedisConnectionError):
@@ -320,6 +382,7 @@ class RedisCollector:
                 raise _SaturatedError(False)
             raise SourceError(f"{self._last_failure}; next attempt in {wait:.1f}s")
         conn = cast(_Wire, self._class(**self._options))
+        started = self._clock()
         try:
             await conn.connect()
         except RedisError as exc:
@@ -329,6 +392,7 @@ class RedisCollector:
             await _quietly_disconnect(conn)
             raise
         self._conn, self._config_get = conn, True
+        self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         if self._failures:
             self._log.info(
                 "redis_reconnected", instance=self.instance, after_failures=self._failures

@@ -1,14 +1,17 @@
 """Redis INFO → readings, declared: a table of small specs instead of a chain of ifs.
 
 Pure (no I/O): each spec turns this poll's INFO (and the previous poll's, for counters) into one
-value and the limit it is measured against, or None when the server gives nothing to judge.
+value and the limit it is measured against, or None when the server gives nothing to judge. The
+hit rate alone needs more than two polls (`HitRate`: enough lookups, over a window).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from poolwatch.core.limits import effective_limit
 from poolwatch.core.model import UP_CHECK
 
 Info = Mapping[str, str]
@@ -122,49 +125,94 @@ class Share:
         return 100.0 * part / whole, 100.0
 
 
-@dataclass(frozen=True, slots=True)
-class DeltaShare:
-    """Of the growth of `part` and `other` this interval, the share of `part`, in percent;
-    absent when neither grew (no traffic, nothing to judge)."""
+HIT_RATE_CHECK = "keyspace_hit_rate_percent"
 
-    check: str
-    part: str
-    other: str
-    unit: str = "percent"
 
-    def measure(self, now: Sample, before: Sample | None) -> tuple[float, float | None] | None:
-        part = _counter_delta(self.part, now, before)
-        other = _counter_delta(self.other, now, before)
-        if part is None or other is None or part + other <= 0:
+@dataclass(slots=True)
+class HitRate:
+    """The keyspace hit rate, judged only over enough lookups: the most recent polls that hold
+    at least `min_lookups` hits + misses together, looking back at most `window` seconds.
+
+    A poll's own share would make one miss of an idle cache a hit rate of 0 %, and the next
+    quiet poll would drop it again: with the window, an idle cache never has a hit rate, a slow
+    one is judged over as many polls as it takes, and a busy one over its last poll alone.
+    Time comes from the caller (`at`), so this stays pure.
+    """
+
+    min_lookups: int
+    window: float
+    _polls: deque[tuple[float, float, float]] = field(default_factory=deque)
+    """(when, hits, misses) of the recent polls, oldest first."""
+
+    def observe(
+        self, now: Sample, before: Sample | None, at: float
+    ) -> tuple[float, float, int] | None:
+        """This poll's lookups added; (hit %, lookups, polls) over the window, or None when
+        it holds fewer than `min_lookups`."""
+        hits = _counter_delta("keyspace_hits", now, before)
+        misses = _counter_delta("keyspace_misses", now, before)
+        if hits is not None and misses is not None and hits + misses > 0:
+            self._polls.append((at, hits, misses))
+        while self._polls and self._polls[0][0] <= at - self.window:
+            self._polls.popleft()
+        while len(self._polls) > 1 and self._lookups(skip=1) >= self.min_lookups:
+            self._polls.popleft()  # the recent polls alone are enough: judge those
+        lookups = self._lookups()
+        if lookups < max(1, self.min_lookups):
             return None
-        return 100.0 * part / (part + other), 100.0
+        hit = sum(entry[1] for entry in self._polls)
+        return 100.0 * hit / lookups, lookups, len(self._polls)
+
+    def _lookups(self, skip: int = 0) -> float:
+        return sum(h + m for _, h, m in list(self._polls)[skip:])
 
 
-Spec = Gauge | Clients | Delta | Share | DeltaShare
+Spec = Gauge | Clients | Delta | Share
 
 EXHAUSTED_CHECK = "pool_exhausted"
-"""1 while Redis refuses poolwatch's own (re)connect for `maxclients`; 0 once connected."""
+"""1 while every client slot is taken: the count reached the server's `maxclients`, or Redis
+refused poolwatch's own (re)connect for it."""
 
 READINGS: tuple[Spec, ...] = (
     Clients("connected_clients"),
     Gauge("blocked_clients", "blocked_clients", "clients"),
     Delta("rejected_connections", "rejected_connections", "connections"),
     Share("memory_percent", "used_memory", "maxmemory"),
-    DeltaShare("keyspace_hit_rate_percent", "keyspace_hits", "keyspace_misses"),
     Delta("evicted_keys", "evicted_keys", "keys"),
 )
-CHECKS = (UP_CHECK, EXHAUSTED_CHECK, *(spec.check for spec in READINGS))
-UNITS = {UP_CHECK: "bool", EXHAUSTED_CHECK: "bool", **{spec.check: spec.unit for spec in READINGS}}
+LOGIN_UNITS = {"login_ok": "bool", "login_seconds": "seconds"}
+"""The login probe's readings (poolwatch.sources.login), beside INFO's."""
+CHECKS = (
+    UP_CHECK,
+    EXHAUSTED_CHECK,
+    *(spec.check for spec in READINGS),
+    HIT_RATE_CHECK,
+    *LOGIN_UNITS,
+)
+UNITS = {
+    UP_CHECK: "bool",
+    EXHAUSTED_CHECK: "bool",
+    **{spec.check: spec.unit for spec in READINGS},
+    HIT_RATE_CHECK: "percent",
+    **LOGIN_UNITS,
+}
 
 
-def resolve_maxclients(
-    info: Info, from_config_get: float | None, configured: int | None
-) -> float | None:
-    """The client limit: INFO (Redis ≥ 6.2), else CONFIG GET, else what the operator configured."""
-    for candidate in (number(info, "maxclients"), from_config_get, configured):
+def server_maxclients(info: Info, from_config_get: float | None) -> float | None:
+    """The client limit the server enforces: INFO (Redis 6.2 and later), else CONFIG GET."""
+    for candidate in (number(info, "maxclients"), from_config_get):
         if candidate:
             return float(candidate)
     return None
 
 
-BOUNDED_PERCENT = frozenset({"memory_percent", "keyspace_hit_rate_percent"})
+def resolve_maxclients(
+    info: Info, from_config_get: float | None, configured: int | None
+) -> float | None:
+    """The limit readings are judged against: the server's own, or a smaller configured one;
+    the configured one alone when the server says nothing (managed Redis, CONFIG disabled)."""
+    server = server_maxclients(info, from_config_get)
+    return effective_limit(None if configured is None else float(configured), server)
+
+
+BOUNDED_PERCENT = frozenset({"memory_percent", HIT_RATE_CHECK})

@@ -13,6 +13,8 @@ from pydantic import Field, model_validator
 from poolwatch.config.fields import (
     REDACTED_URL,
     SENSITIVE,
+    Duration,
+    DurationOrOff,
     Name,
     Secret,
     check_url_port,
@@ -54,6 +56,10 @@ class RedisTarget(Judged):
     username: str | None = None
     password: Secret | None = None
     max_clients: int | None = Field(None, ge=1)
+    hit_rate_min_lookups: int = Field(100, ge=1)
+    hit_rate_window: Duration = Field(600.0, gt=0)
+    probe_interval: DurationOrOff = None
+    """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
 
     @model_validator(mode="after")
     def _connectable(self) -> RedisTarget:
@@ -69,7 +75,12 @@ class RedisSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "redis"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
-    TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("max_clients",)
+    TARGET_INHERITS: ClassVar[tuple[str, ...]] = (
+        "max_clients",
+        "hit_rate_min_lookups",
+        "hit_rate_window",
+        "probe_interval",
+    )
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("REDIS_CONN_WARNING", ("rules", "connected_clients", "warning")),
         EnvVar("REDIS_CONN_CRITICAL", ("rules", "connected_clients", "critical")),
@@ -78,6 +89,12 @@ class RedisSettings(TargetedSettings):
     )
 
     max_clients: int | None = Field(None, ge=1)
+    hit_rate_min_lookups: int = Field(100, ge=1)
+    """`keyspace_hit_rate_percent` is judged only over at least this many hits + misses ..."""
+    hit_rate_window: Duration = Field(600.0, gt=0)
+    """... seen within this long (README "Source: Redis", "The hit rate")."""
+    probe_interval: DurationOrOff = 30.0
+    """A fresh connection (connect, AUTH, `PING`, close) this often; `off`: none."""
     targets: list[RedisTarget] = []
 
     def collector(self) -> Callable[[Any], Collector]:

@@ -24,6 +24,7 @@ from poolwatch.config.load import load
 from poolwatch.config.secrets import redacted, secret_values
 from poolwatch.core import conninfo
 from poolwatch.core.secrets import MASK, Scrubber, mask_urls, url, url_secrets
+from poolwatch.sources.postgres.dsn import libpq_uri
 from tests.daemon import BASE_ENV
 
 KEYS = ["host", "port", "dbname", "user", "application_name", "sslmode", "options"]
@@ -133,6 +134,19 @@ def test_the_reported_escaped_quote_is_masked_whole_and_learned_whole() -> None:
     assert done.returncode == 0, done.stderr
     assert "host=db.example user=mon password=*** dbname=app" in done.stdout
     assert "secret" not in done.stdout
+
+
+def test_a_keyword_dsn_whose_password_holds_a_scheme_is_still_a_keyword_dsn() -> None:
+    """Found by the property above: `password=a://b` made the DSN read as a URI (as libpq, a
+    URI is told by how the string begins)."""
+    dsn = "host=db.example user=mon password=x://Secret0@y dbname=app"
+    config = load(None, {"POOLWATCH_POSTGRES_DSN": dsn, "POOLWATCH_HOST_STATS": "off"})
+    assert "x://Secret0@y" in set(secret_values(config))
+    assert url(dsn) == "host=db.example user=mon password=*** dbname=app"
+    uri = libpq_uri(dsn)
+    assert uri is not None
+    assert uri.startswith("postgresql://?")
+    assert "Secret0" not in url(uri)
 
 
 @pytest.mark.parametrize(

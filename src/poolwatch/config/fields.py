@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from poolwatch.core.secrets import MASK, hidden_userinfo, url_password, url_secrets
+from poolwatch.core.secrets import MASK, hidden_userinfo, is_uri, url_password, url_secrets
 from poolwatch.core.secrets import url as redact_url
 
 # --- durations, fractions, switches --------------------------------------------------------------
@@ -239,7 +239,7 @@ def check_userinfo(text: str, *, at_in_path: bool = False) -> None:
     after the host as well as a userinfo. `at_in_path`: any `@` after the host (for schemes
     where no path or query holds one: a database name, a Redis db number, an Alertmanager)."""
     text = text.strip()
-    if "://" not in text:
+    if not is_uri(text):
         return
     if hidden_userinfo(text) is not None:
         raise ValueError(AMBIGUOUS_USERINFO)

@@ -29,7 +29,7 @@ from poolwatch.config.model import Config
 from poolwatch.config.plugin import EnvVar, SourceSettings
 from poolwatch.config.rules import parse_threshold
 from poolwatch.config.secrets import is_secret_path, secret_kind
-from poolwatch.core.secrets import Scrubber, unparsed, url_secrets
+from poolwatch.core.secrets import Scrubber, is_uri, unparsed, url_secrets
 
 
 class ConfigError(Exception):
@@ -394,7 +394,7 @@ def _secret_guesses(text: str) -> list[str]:
     """What in a URL/DSN that failed to parse may be a secret: every way to read a password
     from it, and the whole userinfo."""
     guesses = url_secrets(text)
-    rest = text.partition("://")[2]
+    rest = text.partition("://")[2] if is_uri(text) else ""
     if "@" in rest:
         userinfo = rest.rpartition("@")[0]
         guesses += [userinfo, userinfo.partition(":")[2]]

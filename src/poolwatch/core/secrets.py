@@ -42,11 +42,17 @@ fields are never among them: an event's `message` is composed by poolwatch from 
 values and reasons that were scrubbed where they entered (the runtime's failure reasons)."""
 
 
+def is_uri(text: str) -> bool:
+    """Whether `text` is a URI (`scheme://...`), as libpq decides it: by how it begins, not by a
+    `://` anywhere (a keyword DSN's password may hold one)."""
+    return _SCHEME.match(text.strip()) is not None
+
+
 def url(text: str) -> str:
     """A URL or libpq DSN with its password (userinfo, query or keyword) masked; other parts
     kept. A userinfo that urllib cannot see (a password with an unencoded `/`, `?` or `#` ends
     the host early) is masked to the last `@`."""
-    if "://" not in text:
+    if not is_uri(text):
         return _keywords_masked(text)
     if hidden_userinfo(text) is not None:
         masked = _USERINFO_PASSWORD.sub(rf"\g<scheme>\g<user>:{MASK}@", text)
@@ -150,7 +156,7 @@ def url_password(text: str) -> str | None:
 def url_secrets(text: str) -> list[str]:
     """Every secret a URL or DSN carries: the userinfo password (to the last `@` when urllib
     cannot see it), secret query values, libpq's `password` and `sslpassword`."""
-    if "://" not in text:
+    if not is_uri(text):
         try:
             items = conninfo.keywords(text)
         except conninfo.ConninfoError:

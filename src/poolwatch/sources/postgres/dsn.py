@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from poolwatch.core.conninfo import ConninfoError as DsnError
 from poolwatch.core.conninfo import parse as parse_keywords
+from poolwatch.core.secrets import is_uri
 
 __all__ = ["DsnError", "libpq_uri", "parse_keywords"]
 
@@ -25,7 +26,7 @@ def libpq_uri(dsn: str) -> str | None:
     text = dsn.strip()
     if not text:
         return None
-    if "://" in text:
+    if is_uri(text):  # by how it begins, as libpq decides: a password may hold "://"
         return text
     params = {
         k: v

@@ -21,6 +21,7 @@ from poolwatch.config.fields import (
     credential,
 )
 from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
+from poolwatch.core.secrets import is_uri
 from poolwatch.sources.postgres.dsn import DsnError, parse_keywords
 from poolwatch.sources.postgres.readings import CHECKS
 
@@ -34,7 +35,7 @@ def check_dsn(text: str) -> str:
     text = text.strip()
     if not text:
         return text
-    if "://" in text:
+    if is_uri(text):
         check_userinfo(text, at_in_path=True)
         parts = urlsplit(text)
         if parts.scheme not in ("postgres", "postgresql"):

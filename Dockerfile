@@ -47,7 +47,7 @@ RUN groupadd --system --gid "${UID}" poolwatch \
         --home-dir /var/lib/poolwatch --no-create-home --shell /usr/sbin/nologin poolwatch \
     && mkdir -p /var/lib/poolwatch \
     && chown "${UID}:${UID}" /var/lib/poolwatch \
-    && chmod 0750 /var/lib/poolwatch
+    && chmod 0700 /var/lib/poolwatch
 COPY --from=build /opt/poolwatch /opt/poolwatch
 
 ENV PATH=/opt/poolwatch/bin:$PATH \

@@ -120,6 +120,8 @@ webhooks:
         "pg-s3cret",
         "rd-s3cret",
         "am-s3cret",
+        "https://hook.example/x",  # a webhook URL is secret unless declared public_url
+        "/x",
     }
     shown = yaml.safe_dump(redacted(config))
     for secret in ("tok-s3cret", "key-s3cret", "pg-s3cret", "rd-s3cret", "am-s3cret"):

@@ -44,7 +44,8 @@ exit codes (--once): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad config, usage e
 error, or --only/--check selecting no result).
 Every mode exits 3 with one line on stderr for a bad config or an internal error.
 A source that cannot be reached is CRITICAL: it is down.
-exit codes (--healthcheck): 0 the daemon's loops are turning, 1 they are not (or no daemon).
+exit codes (--healthcheck): 0 the daemon's loops are turning, 1 they are not (or no daemon),
+3 a bad config or an internal error.
 
 configuration: built-in defaults < YAML file (--config or POOLWATCH_CONFIG) < environment.
 See config/poolwatch.yaml for every key, and README.md for the environment variables.
@@ -215,16 +216,17 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         else:
             print("poolwatch: run with --debug for the traceback", file=sys.stderr)
-        return EXIT_UNHEALTHY if args.healthcheck else EXIT_UNKNOWN
+        return EXIT_UNKNOWN
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load(args.config)
     except ConfigError as exc:
+        # every mode, --healthcheck too: a config that cannot be read is no verdict on the
+        # daemon (Docker counts any code but 0 as a failed check)
         print(f"poolwatch: {exc}", file=sys.stderr)
-        # Docker reads any exit code but 0 and 1 as "reserved": unhealthy is 1
-        return EXIT_UNHEALTHY if args.healthcheck else EXIT_UNKNOWN
+        return EXIT_UNKNOWN
     if args.healthcheck:
         return healthcheck(config, sys.stdout)
     if args.check_config:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from poolwatch.core.secrets import MASK, url_password
+from poolwatch.core.secrets import MASK, hidden_userinfo, is_uri, url_password, url_secrets
 from poolwatch.core.secrets import url as redact_url
 
 # --- durations, fractions, switches --------------------------------------------------------------
@@ -136,23 +136,28 @@ def unique_names(items: list[_Named]) -> list[_Named]:
 # --- addresses and files -------------------------------------------------------------------------
 
 
-def check_port(port: int | str | None, what: str) -> None:
-    """A TCP port an operator wrote: 1 to 65535."""
+def check_port(port: int | str | None, what: str, *, echo: bool = True) -> None:
+    """A TCP port an operator wrote: 1 to 65535. The text is echoed only when it looks like a
+    port typo (short, one word) and `echo` allows: a "port" that is really a slice of a DSN or
+    of a password is not shown."""
     if port is None:
         return
     text = str(port)
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"{what} port {text!r} is not a port number (1 to 65535)")
+        shown = f" {text!r}" if echo and re.fullmatch(r"[\w.+-]{0,12}", text) else ""
+        raise ValueError(f"{what} port{shown} is not a port number (1 to 65535)")
 
 
 def check_url_port(netloc: str) -> None:
     """The port of a URL's `[user@]host[:port]`, checked with a message an operator reads
-    (urllib's own is "Port out of range 0-65535", which also admits 0)."""
-    hostport = netloc.rpartition("@")[2]
+    (urllib's own is "Port out of range 0-65535", which also admits 0). Without a `user@`, a
+    "port" of letters may be a password that lost its `@` (a list split at a comma in it): it
+    is not echoed then."""
+    _, at, hostport = netloc.rpartition("@")
     tail = hostport[hostport.rfind("]") + 1 :]
     _, colon, port = tail.rpartition(":")
     if colon:
-        check_port(port, "the")
+        check_port(port, "the", echo=bool(at) or port.isdigit())
 
 
 def parse_listen(address: str) -> tuple[str, int]:
@@ -198,6 +203,11 @@ class CredentialUrl(str):
     def password(self) -> str | None:
         return url_password(self)
 
+    def secrets(self) -> list[str]:
+        """Every secret the value carries (a userinfo password, secret query values, libpq's
+        `password` and `sslpassword`): what the scrubber learns."""
+        return url_secrets(self)
+
 
 def _masked(value: SecretStr) -> str:
     return MASK if value.get_secret_value() else ""
@@ -214,10 +224,41 @@ class Sensitive:
 SENSITIVE = Sensitive()
 
 
+AMBIGUOUS_USERINFO = (
+    "the part between '://' and the host is ambiguous: an unencoded '/', '?', '#' or '@' in the "
+    "password ends the host early (base64 passwords have '/'), or an '@' follows the host; "
+    "percent-encode them (%2F, %3F, %23, %40)"
+)
+"""Why a URL whose password a parser would misread is refused: a fixed text, since any piece
+of such a URL a parser would quote (its "port", its "host") is a piece of the password."""
+
+
+def check_userinfo(text: str, *, at_in_path: bool = False) -> None:
+    """Refuse a URL whose password would be misread (and so shown, learned wrong by the
+    scrubber, or sent elsewhere): one whose password ends the host early, or that has an `@`
+    after the host as well as a userinfo. `at_in_path`: any `@` after the host (for schemes
+    where no path or query holds one: a database name, a Redis db number, an Alertmanager)."""
+    text = text.strip()
+    if not is_uri(text):
+        return
+    if hidden_userinfo(text) is not None:
+        raise ValueError(AMBIGUOUS_USERINFO)
+    rest = text.partition("://")[2]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if (at_in_path or "@" in rest[:end]) and "@" in rest[end:]:
+        raise ValueError(AMBIGUOUS_USERINFO)
+
+
 def credential(check: Callable[[str], str]) -> AfterValidator:
     """Validates a URL/DSN with `check` and keeps it as a `CredentialUrl`; a type is then
-    `Annotated[str, credential(check), REDACTED_URL, SENSITIVE]`."""
-    return AfterValidator(lambda text: CredentialUrl(check(text)))
+    `Annotated[str, credential(check), REDACTED_URL, SENSITIVE]`. A password that would end
+    the host early is refused first, before `check` could quote a piece of it."""
+
+    def validate(text: str) -> CredentialUrl:
+        check_userinfo(text)
+        return CredentialUrl(check(text))
+
+    return AfterValidator(validate)
 
 
 def _redacted_url(value: str) -> str:
@@ -255,6 +296,11 @@ class Frozen(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True
     )
+
+    def more_secrets(self) -> Iterable[str]:
+        """Secrets this model holds beyond its `Secret`/`CredentialUrl` fields, for the log
+        scrubber (the webhook settings add the path and tokens of a URL not declared public)."""
+        return ()
 
     @model_validator(mode="before")
     @classmethod

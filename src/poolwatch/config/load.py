@@ -16,6 +16,7 @@ import copy
 import os
 import typing
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from poolwatch.config.model import Config
 from poolwatch.config.plugin import EnvVar, SourceSettings
 from poolwatch.config.rules import parse_threshold
 from poolwatch.config.secrets import is_secret_path, secret_kind
-from poolwatch.core.secrets import url as redact_url
+from poolwatch.core.secrets import Scrubber, is_uri, unparsed, url_secrets
 
 
 class ConfigError(Exception):
@@ -90,13 +91,50 @@ def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class _DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: object, first: int, again: int) -> None:
+        super().__init__(f"key {key!r} on line {again} was already given on line {first}")
+        self.key, self.first, self.again = key, first, again
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: YAML would keep the
+    last silently, so `host:` written twice would re-enable what the first one turned off.
+    Keys brought in by a merge (`<<: *base`) may be overridden, as YAML means them to be."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKeyError(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: the safe loader refuses it itself
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKeyError as exc:
+        raise ConfigError(
+            f"config file {path}: line {exc.again}: key {exc.key!r} is given twice (first on "
+            f"line {exc.first}); YAML would keep only the last one, so remove one"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -162,14 +200,37 @@ def _place(data: dict[str, Any], path: tuple[str, ...], value: object) -> tuple[
     return (*where, keys[0])
 
 
-def _env_value(env: Mapping[str, str], var: EnvVar) -> str | None:
-    """`NAME`, or, for a variable that sets a declared secret, the content of `NAME_FILE`."""
+def _present(data: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether `path` names something in `data`; a named list takes the item's name as the next
+    element (as in `_place`)."""
+    named = _named_lists()
+    node: Any = data
+    where: list[str] = []
+    keys = list(path)
+    while keys:
+        key = keys.pop(0)
+        where.append(key)
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+        if tuple(where) in named and keys:
+            name = keys.pop(0)
+            items = node if isinstance(node, list) else []
+            node = next((it for it in items if _named(it, name)), None)
+            if node is None:
+                return False
+    return True
+
+
+def _env_value(env: Mapping[str, str], var: EnvVar) -> tuple[str, str] | None:
+    """(value, the variable it came from): `NAME`, or, for a variable that sets a declared
+    secret, the content of `NAME_FILE` (which an error then names)."""
     if var.name in env:
-        return env[var.name]
+        return env[var.name], var.name
     file_name = f"{var.name}_FILE"
     if file_name in env and is_secret_path(Config, var.path):
         try:
-            return read_secret_file(env[file_name], file_name)
+            return read_secret_file(env[file_name], file_name), file_name
         except ValueError as exc:
             raise ConfigError(f"config error: {file_name}: {exc}") from None
     return None
@@ -183,14 +244,23 @@ def apply_environment(
     origins: dict[tuple[str, ...], str] = {}
     said: dict[str, Any] = {}
     for var in environment_table():
+        found = _env_value(env, var)
         if var.needs is not None and not env.get(var.needs):
+            if found is None or found[0] == "":
+                continue
+            if not _present(data, var.path[:-1]):  # said, and would silently do nothing
+                *within, name, _ = var.path
+                raise ConfigError(
+                    f"config error: {found[1]} is set, but {var.needs} is not and the config "
+                    f"file has no {'.'.join(within)} entry named {name!r}: set {var.needs} too, "
+                    f"or unset {found[1]}"
+                )
+        if found is None or (var.needs is None and var.path[-1] == "url" and found[0] == ""):
             continue
-        value: object = _env_value(env, var)
-        if value is None or (var.needs is None and var.path[-1] == "url" and value == ""):
-            continue
+        value: object = found[0]
         if var.split:
             value = [item.strip() for item in str(value).split(",") if item.strip()]
-        origins[_place(data, var.path, value)] = var.name
+        origins[_place(data, var.path, value)] = found[1]
         _place(said, var.path, value)
     return origins, said
 
@@ -276,7 +346,20 @@ def _cgroups_under_rootfs(data: dict[str, Any], user: Mapping[str, Any]) -> None
 # --- errors ---------------------------------------------------------------------------------------
 
 
-def _describe(error: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> str:
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    where: str
+    """The key (and the variable it came from)."""
+    leaf: str
+    """The key's last element: an inherited copy of a mistake ends the same way."""
+    detail: str
+    """The value (as far as it may be shown) and what is wrong with it."""
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.detail}"
+
+
+def _describe(error: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> _Problem:
     loc = tuple(str(part) for part in error["loc"])
     # pydantic appends the failing union/annotated member to loc; keep the user's key path
     parts = tuple(p for p in loc if not p.startswith(("function-", "lax-", "json-or-python")))
@@ -287,18 +370,54 @@ def _describe(error: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) 
     key = ".".join(parts)
     origin = next((name for path, name in origins.items() if parts[: len(path)] == path), None)
     where = f"{key} (from {origin})" if origin else key or "config"
+    leaf = parts[-1] if parts else ""
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown key; remove it or fix its spelling (see config/poolwatch.yaml)"
+        detail = "unknown key; remove it or fix its spelling (see config/poolwatch.yaml)"
+        return _Problem(where, leaf, detail)
     if error["type"] == "missing":
-        return f"{where}: required key is missing"
+        return _Problem(where, leaf, "required key is missing")
     value = error.get("input")
     shown = "" if isinstance(value, dict | list) or value is None else f" {value!r}:"
     kind = _secret_kind(parts)
     if kind == "url" and isinstance(value, str):
-        shown = f" {redact_url(value)!r}:"
+        # a value that failed to parse: its password may be anywhere, so only its scheme and
+        # host are shown, and no piece of what it holds is left in the message
+        visible = unparsed(value)
+        shown = f" {visible!r}:" if visible is not None else " (value hidden):"
+        message = Scrubber(_secret_guesses(value))(message)
     elif kind is not None:
         shown = " (value hidden):"
-    return f"{where}:{shown} {message}"
+    return _Problem(where, leaf, f"{shown} {message}".strip())
+
+
+def _secret_guesses(text: str) -> list[str]:
+    """What in a URL/DSN that failed to parse may be a secret: every way to read a password
+    from it, and the whole userinfo."""
+    guesses = url_secrets(text)
+    rest = text.partition("://")[2] if is_uri(text) else ""
+    if "@" in rest:
+        userinfo = rest.rpartition("@")[0]
+        guesses += [userinfo, userinfo.partition(":")[2]]
+    return [g for g in guesses if g]
+
+
+def _problems(found: list[_Problem]) -> str:
+    """Every problem, each named once: one line for one problem; for several, the first on the
+    first line (what a log that keeps one line shows) and every other on a line of its own
+    below it. A mistake repeated where a value is inherited (`interval: 0` reaches every
+    source) is one problem, with the other keys it reached named beside it."""
+    groups: dict[tuple[str, str], list[_Problem]] = {}
+    for problem in found:
+        groups.setdefault((problem.leaf, problem.detail), []).append(problem)
+    lines = []
+    for first, *same in groups.values():
+        also = f" (the same at {', '.join(p.where for p in same)})" if same else ""
+        lines.append(f"{first}{also}")
+    head, *more = lines
+    if not more:
+        return f"config error: {head}"
+    count = f"{len(more)} more problem{'s' if len(more) > 1 else ''}"
+    return "\n".join([f"config error: {head} (and {count}, below)", *(f"  {m}" for m in more)])
 
 
 def _secret_kind(parts: tuple[str, ...]) -> str | None:
@@ -333,10 +452,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = len(exc.errors()) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"config error: {_describe(first, origins)}{suffix}") from None
+        raise ConfigError(_problems([_describe(e, origins) for e in exc.errors()])) from None
     config._notes = tuple(notes)
     config._file = str(path) if path is not None else None
     config._file_said = user

@@ -59,6 +59,18 @@ class Config(Frozen):
     _file_said: dict[str, Any] = PrivateAttr(default_factory=dict)
     _env_said: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _a_directory(cls, value: Any) -> Any:
+        """An empty value would be the current directory, wherever poolwatch was started: a
+        queue left behind there, another one on the next start."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "is empty, which would be the current directory; give a directory, or unset "
+                "POOLWATCH_STATE_DIR for the default /var/lib/poolwatch"
+            )
+        return value
+
     @field_validator("webhooks")
     @classmethod
     def _unique(cls, hooks: list[WebhookSettings]) -> list[WebhookSettings]:

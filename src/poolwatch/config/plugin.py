@@ -50,13 +50,21 @@ class Judged(Frozen):
     timeout: Duration
     rules: Rules
 
-    @field_validator("rules")
+    @field_validator("rules", mode="before")
     @classmethod
-    def _known_checks(cls, rules: Rules) -> Rules:
-        for check, rule in rules.items():
+    def _known_checks(cls, rules: Any) -> Any:
+        """Before each rule is read: a typo'd check name is the problem to name, not the
+        `alert:` that a rule for an unknown check cannot inherit from the defaults."""
+        for check in rules if isinstance(rules, dict) else ():
             if cls.CHECKS and check not in cls.CHECKS:
                 known = ", ".join(cls.CHECKS)
                 raise ValueError(f"[{check}] no check named {check!r}; this source has {known}")
+        return rules
+
+    @field_validator("rules")
+    @classmethod
+    def _reachable(cls, rules: Rules) -> Rules:
+        for check, rule in rules.items():
             for level in ("warning", "critical"):
                 threshold: Threshold | None = getattr(rule, level)
                 if threshold is None:

@@ -3,7 +3,8 @@
 A settings model declares a secret once, by typing the field `Secret` or with a `CredentialUrl`
 type (`poolwatch.config.fields`). From that alone:
 - `--check-config` redacts it (the types serialise masked in JSON mode: `redacted()`),
-- the log scrubber masks its value (`secret_values()`),
+- the log scrubber masks its value (`secret_values()`; a model may add what its typed fields
+  cannot say, in `Frozen.more_secrets()`: a webhook URL's path unless it is declared public),
 - `<key>_file` in YAML and `<VARIABLE>_FILE` in the environment may hold it
   (`secret_field_names()`, `is_secret_path()`).
 Adding a secret field to a plugin's settings therefore touches that model and nothing else.
@@ -19,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from poolwatch.config.fields import SENSITIVE, CredentialUrl
+from poolwatch.config.fields import SENSITIVE, CredentialUrl, Frozen
 
 
 def secret_values(value: object) -> Iterator[str]:
@@ -27,11 +28,12 @@ def secret_values(value: object) -> Iterator[str]:
     if isinstance(value, SecretStr):
         yield value.get_secret_value()
     elif isinstance(value, CredentialUrl):
-        if value.password:
-            yield value.password
+        yield from value.secrets()
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             yield from secret_values(getattr(value, name))
+        if isinstance(value, Frozen):
+            yield from value.more_secrets()
     elif isinstance(value, dict):
         for item in value.values():
             yield from secret_values(item)

@@ -35,6 +35,9 @@ from poolwatch.runtime.select import Selection
 from poolwatch.silences.store import SilenceStore
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host.collector import host_name
+from poolwatch.statefiles import open_mode
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 PLUGIN_FORMATS = ("nagios", "checkmk")
 """`--once` formats read by a monitoring system, which takes stderr for output too."""
@@ -128,20 +131,35 @@ async def _daemon(config: Config, path: Path | None) -> None:
     log = logs.get_logger()
     for note in config.notes:
         log.warning("config_note", note=note)
+    mode = open_mode(config.state_dir)
+    if mode is not None:  # made by the operator: said, not changed (see poolwatch.statefiles)
+        log.warning(
+            "state_dir_open",
+            path=str(config.state_dir),
+            mode=mode,
+            fix=f"chmod 700 {config.state_dir}: its files are private, the names in it are not",
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(logs.loop_exception_handler)  # JSON lines, not tracebacks
 
     def on_signal(signum: int) -> None:
-        if stop.is_set():
-            log.error("forced_exit", signal=signal.Signals(signum).name)
-            os._exit(3)
+        # from the first signal on, SIGTERM and SIGINT mean what they mean to any process: a
+        # second one ends poolwatch at once, killed by it (exit status 143 or 130), at every
+        # moment of the stop and after it, with no window in which the loop is gone and the
+        # signal would be swallowed (the process then exited 0)
+        for each in STOP_SIGNALS:
+            loop.remove_signal_handler(each)
+            signal.signal(each, signal.SIG_DFL)
         log.info(
-            "stopping", signal=signal.Signals(signum).name, deadline_seconds=config.shutdown_timeout
+            "stopping",
+            signal=signal.Signals(signum).name,
+            deadline_seconds=config.shutdown_timeout,
+            again="a second signal ends poolwatch at once",
         )
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
     host = host_name(config.host.rootfs)
     runner = Runner(

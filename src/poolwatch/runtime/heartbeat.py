@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -31,6 +32,7 @@ from typing import Any
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
 from poolwatch.runtime.view import Owner, RuntimeView
+from poolwatch.statefiles import open_private, private_dir
 
 SCHEMA = "poolwatch.runtime.heartbeat/v1"
 FILE_NAME = "heartbeat"
@@ -51,8 +53,8 @@ def claim(state_dir: Path) -> int | None:
     one's heartbeat on its way out. Returns the lock's descriptor; None when the state dir
     cannot hold a lock file (unwritable: the heartbeat then says so, see `Heartbeat`)."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(state_dir)
+        fd = open_private(state_dir / LOCK_NAME, os.O_RDWR)
     except OSError:
         return None
     try:
@@ -117,8 +119,10 @@ class Heartbeat:
         """Replace the file atomically; an unwritable state dir is logged once, then retried."""
         temporary = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+            private_dir(self.path.parent)
+            fd = open_private(temporary, os.O_WRONLY | os.O_TRUNC)
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(json.dumps(self.snapshot()))
             os.replace(temporary, self.path)
         except OSError as exc:
             self.last_error = exc.strerror or str(exc)
@@ -149,6 +153,46 @@ class Heartbeat:
             await asyncio.sleep(self.period)
 
 
+PROBE_BYTES = 4096
+"""What `unwritable` writes to find out: one block, as a heartbeat needs."""
+
+_FIXES = {
+    errno.ENOSPC: "the volume is full; free space on it",
+    errno.EDQUOT: "the disk quota is used up; free space or raise the quota",
+    errno.EROFS: "it is mounted read-only; mount it read-write",
+    errno.EACCES: "poolwatch's user may not write there; give it the directory",
+    errno.EPERM: "poolwatch's user may not write there; give it the directory",
+}
+
+
+def unwritable(directory: Path) -> str | None:
+    """Why nothing can be written in `directory` (the state dir), found by writing a block
+    there as the daemon would; None when that works, or when there is no such directory."""
+    probe = directory / f".healthcheck-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"\0" * PROBE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                probe.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        fix = _FIXES.get(exc.errno or 0, "see the error")
+        free = ""
+        with contextlib.suppress(OSError):
+            stats = os.statvfs(directory)
+            free = f", {stats.f_bavail * stats.f_frsize} bytes free"
+        return (
+            f"state_dir {directory} cannot be written ({exc.strerror}{free}): {fix}. The daemon "
+            "may still be polling, but it can neither prove it is alive nor queue events"
+        )
+    return None
+
+
 def check(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy, one line saying why) for the heartbeat file at `path`."""
     now = time.time() if now is None else now
@@ -161,17 +205,28 @@ def check(path: Path, now: float | None = None) -> tuple[bool, str]:
             for owner, info in data["collectors"].items()
         }
     except FileNotFoundError:
+        trouble = unwritable(path.parent)
+        if trouble:
+            return False, f"no heartbeat at {path}: {trouble}"
         return False, f"no heartbeat at {path}: the daemon is not running (or cannot write there)"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return False, f"heartbeat {path} is unreadable: {one_line(exc, named=True)}"
     age = now - written
-    if age > MISSED_TURNS * period:
-        return False, f"heartbeat is {age:.0f}s old (written every {period:g}s): poolwatch is stuck"
+    stale = f"heartbeat is {age:.0f}s old (written every {period:g}s)"
     late = [
         f"{owner} last completed a poll {now - turned:.0f}s ago (limit {limit:g}s)"
         for owner, (turned, limit) in sorted(collectors.items())
         if now - turned > limit
     ]
+    if (age > MISSED_TURNS * period or late) and age > period:
+        # a daemon that cannot write is not a stuck one (and the turns in a file it cannot
+        # replace are old news): say what is wrong, so that nobody restarts a monitor for a
+        # full volume a restart cannot empty
+        trouble = unwritable(path.parent)
+        if trouble:
+            return False, f"{stale}: {trouble}"
+    if age > MISSED_TURNS * period:
+        return False, f"{stale}: poolwatch is stuck"
     if late:
         return False, "; ".join(late)
     return True, f"alive: heartbeat {age:.0f}s old, {len(collectors)} collector(s) turning"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from poolwatch.core.matchers import Matcher
 from poolwatch.core.mute import Mute
+from poolwatch.statefiles import private_dir, private_file
 
 FILE_NAME = "silences.sqlite3"
 BUSY_TIMEOUT = 30.0
@@ -88,7 +89,8 @@ class SilenceStore:
 
     @contextlib.contextmanager
     def _db(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        private_file(self.path)  # before sqlite: its -wal and -shm take this file's mode
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")

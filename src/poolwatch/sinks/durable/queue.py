@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from poolwatch.runtime.logs import get_logger
+from poolwatch.statefiles import open_private, own_dir, private_file
 
 _T = TypeVar("_T")
 
@@ -51,6 +52,9 @@ _CHECKPOINT_PAGES = 32
 
 SNIPPET_BYTES = 512
 """How much of a rejecting response's body the dead-letter table keeps."""
+DROPPED_IDS_PER_LINE = 100
+"""How many dropped items one `queue_dropped` line names; more take more lines (a long outage
+can drop thousands, and one line must stay a line)."""
 DEAD_LETTER_KEEP = 10000
 """Dead letters kept, newest first; older ones are deleted with an error line saying how many."""
 
@@ -164,7 +168,7 @@ class DurableQueue:
         dropped = await self._run(self._expire)
         if dropped:
             self._dropped(dropped, "max_age")
-        return dropped
+        return len(dropped)
 
     async def dead_letters(self) -> list[DeadLetter]:
         return await self._run(self._dead_letters)
@@ -174,16 +178,21 @@ class DurableQueue:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    def _dropped(self, count: int, reason: str) -> None:
-        self.dropped += count
-        self._log.error(
-            "queue_dropped",
-            count=count,
-            reason=reason,
-            max_queue=self.max_items,
-            max_age_seconds=self.max_age,
-            depth=self.depth,
-        )
+    def _dropped(self, keys: list[str], reason: str) -> None:
+        """One error line per `DROPPED_IDS_PER_LINE` dropped items, naming each by its key (the
+        event id: a receiver can tell which events it will never get)."""
+        self.dropped += len(keys)
+        for start in range(0, len(keys), DROPPED_IDS_PER_LINE):
+            ids = keys[start : start + DROPPED_IDS_PER_LINE]
+            self._log.error(
+                "queue_dropped",
+                count=len(ids),
+                ids=ids,
+                reason=reason,
+                max_queue=self.max_items,
+                max_age_seconds=self.max_age,
+                depth=self.depth,
+            )
 
     async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
@@ -208,8 +217,8 @@ class DurableQueue:
 
     def _open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            own_dir(self.path.parent)
+            lock_fd = open_private(Path(f"{self.path}.lock"), os.O_RDWR)
         except OSError as exc:
             raise QueueError(f"cannot create queue {self.path}: {exc.strerror}") from None
         try:
@@ -230,6 +239,10 @@ class DurableQueue:
             raise QueueError(f"cannot open queue {self.path}: {exc}") from None
 
     def _connect(self) -> None:
+        try:
+            private_file(self.path)  # before sqlite: its -wal and -shm take this file's mode
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot create {self.path}: {exc.strerror}") from None
         db = sqlite3.connect(self.path, timeout=self.io_timeout, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -296,9 +309,10 @@ class DurableQueue:
         depth, oldest = self._conn().execute("SELECT count(*), min(created) FROM queue").fetchone()
         self.depth, self.oldest = int(depth), oldest
 
-    def _put(self, key: str, body: bytes) -> int:
+    def _put(self, key: str, body: bytes) -> list[str]:
         self._check_file()
         db = self._conn()
+        dropped: list[str] = []
         with db:  # one transaction: insert and trim commit together
             db.execute("BEGIN IMMEDIATE")
             db.execute(
@@ -308,12 +322,13 @@ class DurableQueue:
                 "SELECT max(count(*) - ?, 0) FROM queue", (self.max_items,)
             ).fetchone()[0]
             if excess:
-                db.execute(
-                    "DELETE FROM queue WHERE seq IN (SELECT seq FROM queue ORDER BY seq LIMIT ?)",
-                    (excess,),
-                )
+                rows = db.execute(
+                    "SELECT seq, key FROM queue ORDER BY seq LIMIT ?", (excess,)
+                ).fetchall()
+                db.executemany("DELETE FROM queue WHERE seq = ?", [(row[0],) for row in rows])
+                dropped = [str(row[1]) for row in rows]
         self._refresh()
-        return int(excess)
+        return dropped
 
     def _head(self) -> Item | None:
         self._check_file()
@@ -359,11 +374,17 @@ class DurableQueue:
         self._refresh()
         return int(trimmed)
 
-    def _expire(self) -> int:
+    def _expire(self) -> list[str]:
         cutoff = self.clock() - self.max_age
-        dropped = self._conn().execute("DELETE FROM queue WHERE created < ?", (cutoff,)).rowcount
+        db = self._conn()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute(
+                "SELECT seq, key FROM queue WHERE created < ? ORDER BY seq", (cutoff,)
+            ).fetchall()
+            db.executemany("DELETE FROM queue WHERE seq = ?", [(row[0],) for row in rows])
         self._refresh()
-        return int(dropped)
+        return [str(row[1]) for row in rows]
 
     def _dead_letters(self) -> list[DeadLetter]:
         rows = self._conn().execute(

@@ -8,6 +8,7 @@ from pydantic import Field, field_serializer, field_validator, model_validator
 
 from poolwatch.config.fields import Duration, ExistingFile, Frozen, HttpUrl, Name, Secret
 from poolwatch.config.plugin import EnvVar
+from poolwatch.core import secrets as redact
 from poolwatch.core.secrets import MASK
 from poolwatch.sinks.webhook.signing import signing_key
 
@@ -42,6 +43,10 @@ class WebhookSettings(Frozen):
     max_age: Duration = 7 * 86400.0
     heartbeat: Duration | None = None
     """Send a `poolwatch.heartbeat/v1` this often (a dead man's switch); None: never."""
+    public_url: bool = False
+    """The url holds no secret, so `--check-config` and logs show it whole. By default its path,
+    every query value and its fragment are masked, and the scrubber learns them: Slack and
+    Discord keep their tokens in the path, Azure in `sig=`, Google Chat in `key=`."""
 
     @field_validator("secret")
     @classmethod
@@ -72,6 +77,17 @@ class WebhookSettings(Frozen):
             name: value.get_secret_value() if name.lower() in public else MASK
             for name, value in headers.items()
         }
+
+    @field_serializer("url", when_used="json")
+    def _shown_url_field(self, _url: str) -> str:
+        return self.shown_url()
+
+    def shown_url(self) -> str:
+        """The url as `--check-config` and log lines show it (see `public_url`)."""
+        return redact.url(self.url) if self.public_url else redact.opaque_url(self.url)
+
+    def more_secrets(self) -> list[str]:
+        return [] if self.public_url else redact.opaque_secrets(self.url)
 
     def header_values(self) -> dict[str, str]:
         """The headers to send, in clear."""

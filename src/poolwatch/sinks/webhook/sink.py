@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 
-from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
 from poolwatch.core.notices import Notice
@@ -103,7 +102,7 @@ class WebhookSink:
         stats = self.loop.stats()
         self._log.info(
             "webhook_ready",
-            url=redact.url(self.config.url),
+            url=self.config.shown_url(),
             signed=self._key is not None,
             depth=stats.depth,
             oldest_age_seconds=stats.oldest_age_seconds,
@@ -167,5 +166,5 @@ class WebhookSink:
             self._client, self.config.url, item.body, deadline=self.config.timeout, headers=headers
         )
         if isinstance(outcome, Reject) and outcome.status == 410:
-            self._log.error("webhook_endpoint_gone", url=redact.url(self.config.url), item=item.key)
+            self._log.error("webhook_endpoint_gone", url=self.config.shown_url(), item=item.key)
         return outcome

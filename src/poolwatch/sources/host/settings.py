@@ -54,8 +54,9 @@ class HostSettings(SourceSettings):
 
     @model_validator(mode="after")
     def _disk_timeout_within_poll(self) -> HostSettings:
-        """A hung mount must be reported on its own, before the whole poll times out."""
-        if self.disks.timeout >= self.timeout:
+        """A hung mount must be reported on its own, before the whole poll times out (a
+        source that is off polls nothing: its inherited timeout is not judged)."""
+        if self.enabled and self.disks.timeout >= self.timeout:
             raise ValueError(
                 f"disks.timeout {format_duration(self.disks.timeout)} must be shorter than the "
                 f"host timeout {format_duration(self.timeout)}, so that a mount that does not "

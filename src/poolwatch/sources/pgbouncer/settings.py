@@ -17,6 +17,7 @@ from poolwatch.config.fields import (
     credential,
 )
 from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
+from poolwatch.core.secrets import is_uri
 from poolwatch.sources.pgbouncer.readings import CHECKS
 
 # PgBouncer speaks libpq's protocol and DSNs: the PostgreSQL plugin's parser is the one grammar
@@ -32,7 +33,7 @@ ADMIN_DATABASE = "pgbouncer"
 
 def _database(text: str) -> str:
     """The database a checked libpq DSN names ("" when none)."""
-    if "://" in text:
+    if is_uri(text):
         return unquote(urlsplit(text).path.lstrip("/"))
     return parse_keywords(text).get("dbname", "")
 

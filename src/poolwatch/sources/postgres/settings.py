@@ -17,9 +17,11 @@ from poolwatch.config.fields import (
     Secret,
     check_port,
     check_url_port,
+    check_userinfo,
     credential,
 )
 from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
+from poolwatch.core.secrets import is_uri
 from poolwatch.sources.postgres.dsn import DsnError, parse_keywords
 from poolwatch.sources.postgres.readings import CHECKS
 
@@ -33,15 +35,16 @@ def check_dsn(text: str) -> str:
     text = text.strip()
     if not text:
         return text
-    if "://" in text:
+    if is_uri(text):
+        check_userinfo(text, at_in_path=True)
         parts = urlsplit(text)
         if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError(
                 f"scheme {parts.scheme!r} is not PostgreSQL; expected postgresql://user@host/db"
             )
-        hosts = parts.netloc.rpartition("@")[2]
+        userinfo, at, hosts = parts.netloc.rpartition("@")
         for host in hosts.split(","):  # libpq's multi-host form
-            check_url_port(host)
+            check_url_port(f"{userinfo}{at}{host}")
         for key, value in parse_qsl(parts.query):
             if key == "port":
                 for item in value.split(","):

@@ -18,6 +18,7 @@ from poolwatch.config.fields import (
     Name,
     Secret,
     check_url_port,
+    check_userinfo,
     credential,
 )
 from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 def check_url(text: str) -> str:
     text = text.strip()
+    check_userinfo(text, at_in_path=True)
     try:
         parts = urlsplit(text)
     except ValueError as exc:

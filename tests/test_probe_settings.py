@@ -172,3 +172,11 @@ async def test_a_reload_that_changes_only_probe_interval_keeps_the_connection(
     assert runner.collectors == [collector]
     assert collector.probe.interval == 300.0
     await runner.shutdown()
+
+
+@pytest.mark.parametrize("source", ["postgres", "redis", "pgbouncer"])
+def test_probe_interval_from_the_environment_alone(source: str) -> None:
+    """A container configured by environment alone can slow the probe or turn it off."""
+    variable = f"POOLWATCH_{source.upper()}_PROBE_INTERVAL"
+    assert getattr(load(None, {variable: "2m"}), source).probe_interval == 120.0
+    assert getattr(load(None, {variable: "off"}), source).probe_interval is None

@@ -95,6 +95,7 @@ class PgBouncerSettings(TargetedSettings):
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("probe_interval",)
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("POOLWATCH_PGBOUNCER_DSN", ("targets", "main", "dsn")),
+        EnvVar("POOLWATCH_PGBOUNCER_PROBE_INTERVAL", ("probe_interval",)),
     )
 
     probe_interval: DurationOrOff = 30.0

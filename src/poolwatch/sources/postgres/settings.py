@@ -88,6 +88,7 @@ class PostgresSettings(TargetedSettings):
         EnvVar("POSTGRES_CONN_CRITICAL", ("rules", "connections", "critical")),
         EnvVar("POSTGRES_CONN_MAX", ("max_connections",)),
         EnvVar("POOLWATCH_POSTGRES_DSN", ("targets", "main", "dsn")),
+        EnvVar("POOLWATCH_POSTGRES_PROBE_INTERVAL", ("probe_interval",)),
     )
 
     max_connections: int | None = Field(None, ge=1)

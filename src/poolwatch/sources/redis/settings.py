@@ -86,6 +86,7 @@ class RedisSettings(TargetedSettings):
         EnvVar("REDIS_CONN_CRITICAL", ("rules", "connected_clients", "critical")),
         EnvVar("REDIS_CONN_MAX", ("max_clients",)),
         EnvVar("POOLWATCH_REDIS_URL", ("targets", "main", "url")),
+        EnvVar("POOLWATCH_REDIS_PROBE_INTERVAL", ("probe_interval",)),
     )
 
     max_clients: int | None = Field(None, ge=1)

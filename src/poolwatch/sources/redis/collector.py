@@ -221,12 +221,15 @@ class RedisCollector:
             over = f"over the last {lookups:.0f} lookups, {polls} poll{'s' * (polls != 1)}"
             readings.append(self._reading(HIT_RATE_CHECK, percent, 100.0, over))
         self._before = now
-        clients = next((r for r in readings if r.check == CLIENTS_CHECK), None)
-        full = clients is not None and server is not None and clients.value >= server
-        if clients is not None:
-            clients = await self._with_holders(clients, full=full)
-        readings = [clients if r.check == CLIENTS_CHECK and clients else r for r in readings]
-        readings.insert(1, self._exhausted(clients, server) if full else self._idle_exhausted())
+        exhausted = self._reading(EXHAUSTED_CHECK, 0, None)  # connected, and a slot is free
+        for index, clients in enumerate(readings):
+            if clients.check != CLIENTS_CHECK:
+                continue
+            full = server is not None and clients.value >= server
+            readings[index] = clients = await self._with_holders(clients, full=full)
+            if server is not None and full:
+                exhausted = self._exhausted(clients, server)
+        readings.insert(1, exhausted)
         return [*readings, *self.probe.poll()]
 
     async def close(self) -> None:
@@ -248,19 +251,14 @@ class RedisCollector:
     ) -> Reading:
         return Reading(SOURCE, self.instance, check, value, UNITS[check], limit, message=message)
 
-    def _idle_exhausted(self) -> Reading:
-        return self._reading(EXHAUSTED_CHECK, 0, None)  # connected, and a slot is free
-
-    def _exhausted(self, clients: Reading | None, server: float | None) -> Reading:
+    def _exhausted(self, clients: Reading, server: float) -> Reading:
         """Every slot taken while poolwatch is connected: the same alert a refused reconnect
         raises, for as long as the server stays full, with the holders of the slots."""
-        count = f"{clients.value:.0f}" if clients is not None else "?"
         message = (
-            f"every client slot is taken: {count} clients of maxclients {server:.0f}; "
-            "new clients get 'max number of clients reached'"
+            f"every client slot is taken: {clients.value:.0f} clients of maxclients "
+            f"{server:.0f}; new clients get 'max number of clients reached'"
         )
-        context = clients.context if clients is not None else None
-        return replace(self._reading(EXHAUSTED_CHECK, 1, None, message), context=context)
+        return replace(self._reading(EXHAUSTED_CHECK, 1, None, message), context=clients.context)
 
     def _saturated_readings(self, *, refused_now: bool) -> list[Reading]:
         """Server full and our own connection gone: it is up and refusing clients. No count is

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
-README_ACCESS = 'README "Socket access for a non-root user"'
+README_ACCESS = 'docs/sources/docker.md, "Socket access for a non-root user"'
 
 
 def socket_path(environment: Mapping[str, str]) -> Path | None:

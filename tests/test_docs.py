@@ -1,6 +1,7 @@
 """The README and the pages under docs/ hold together: every relative link and anchor resolves,
-every source of the event schema has its page, the README links every page, and every place in
-src/ that points a reader at a page (and a heading of it) points at one that exists."""
+every source of the event schema has its page, the README links every page, every place in src/
+that points a reader at a page (and a heading of it) points at one that exists, and a source
+page's example output shows only checks it documents."""
 
 from __future__ import annotations
 
@@ -90,3 +91,20 @@ def test_every_docs_reference_in_the_code_names_a_page_and_heading_that_exist() 
             assert any(t.startswith(heading) for t in titles), f"{path}: README '{heading}'"
             checked += 1
     assert checked > 10
+
+
+ROW = re.compile(r"^(?:OK|WARNING|CRITICAL|UNKNOWN)(?: \(muted\))?\s+(\S+)\s+\S+\s+(\S+)\s", re.M)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.startswith("docs/sources/")])
+def test_a_source_pages_example_output_shows_only_its_documented_checks(page: str) -> None:
+    """An example that shows a check the page no longer documents (renamed, removed) is stale."""
+    rows = [
+        row
+        for block in readme.code_blocks(page, "", "Example output")
+        for row in ROW.findall(block)
+    ]
+    assert rows, f"{page}: no --once table rows under 'Example output'"
+    source = page.removeprefix("docs/sources/").removesuffix(".md")
+    assert {shown for shown, _ in rows} == {source}
+    assert {check for _, check in rows} <= set(readme.documented_checks(page))

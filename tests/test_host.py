@@ -146,7 +146,7 @@ async def test_real_host_emits_every_documented_check() -> None:
 
 
 def test_readme_documents_exactly_the_host_checks() -> None:
-    assert documented_checks("Source: host") == set(CHECKS)
+    assert documented_checks("docs/sources/host.md") == list(CHECKS)
 
 
 def test_host_name_comes_from_the_mounted_host(tmp_path: Path) -> None:

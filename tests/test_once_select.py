@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import readme
 from tests.plugin_syntax import parse_checkmk, parse_plugin_output
 from tests.postgres.pgserver import PgServer
-from tests.readme import README
 from tests.test_cli import poolwatch, results
 
 POOLWATCH = str(Path(sys.executable).with_name("poolwatch"))
@@ -91,7 +91,7 @@ def test_only_selects_before_polling_docker_is_not_even_probed(
 
 
 def readme_command(language: str, pattern: str) -> list[str]:
-    blocks = re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.M | re.S)
+    blocks = readme.code_blocks("README.md", language)
     assert len(blocks) == 1
     match = re.search(pattern, blocks[0], re.M)
     assert match, f"README ```{language} block lacks {pattern!r}"
@@ -143,7 +143,7 @@ def test_readme_nagios_and_nrpe_commands_print_valid_plugin_output(pg_config: Pa
 def test_readme_checkmk_local_check_prints_valid_local_check_lines(
     pg_config: Path, tmp_path: Path
 ) -> None:
-    blocks = re.findall(r"^```sh\n(#!/bin/sh\n.*?)^```", README.read_text(), re.M | re.S)
+    blocks = [b for b in readme.code_blocks("README.md", "sh") if b.startswith("#!/bin/sh\n")]
     assert len(blocks) == 1
     script = tmp_path / "poolwatch-local-check"
     script.write_text(

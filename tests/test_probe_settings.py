@@ -46,7 +46,7 @@ def test_default_is_30s_per_source_and_target_with_the_login_rules() -> None:
         assert "login_seconds" not in target.rules  # reported, not judged by default
     assert config.pgbouncer.targets[0].probe_dsn is None
     for check in ("sessions_fatal", "sessions_abandoned", "sessions_killed"):
-        assert check not in config.postgres.rules  # no default rule (README says how to add)
+        assert check not in config.postgres.rules  # no default rule (the docs say how to add)
 
 
 def test_off_inherits_and_a_target_may_turn_it_back_on(tmp_path: Path) -> None:

@@ -98,9 +98,7 @@ def standins() -> dict[str, str]:
 
 def deploy_blocks() -> list[str]:
     """The `sh` blocks of the README's Deploy section: the setup, then the webhook secret."""
-    text = readme.section("Running as the matrixon-resource-monitor container")
-    deploy = text.split("### Deploy\n", 1)[1].split("\n### ", 1)[0]
-    return re.findall(r"^```sh\n(.*?)^```", deploy, re.M | re.S)
+    return readme.code_blocks("README.md", "sh", heading="Deploy")
 
 
 def run_deploy_block(block: str, directory: Path) -> None:

@@ -1,5 +1,5 @@
 """`docker.enabled: auto` says why the source is off, and an engine that is there but unusable is
-DockerDown with its reason, never silence (README "Source: Docker", "When the source is off")."""
+DockerDown with its reason, never silence (docs/sources/docker.md, "When the source is off")."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_a_socket_this_user_may_not_use_is_down_with_the_permission_reason() -> 
     assert (up["value"], up["check"]) == (0, "up")
     assert f"permission denied on {sock} (uid {NOBODY})" in up["message"]
     assert f"add the socket's group {sock.stat().st_gid}" in up["message"]
-    assert 'README "Socket access for a non-root user"' in up["message"]
+    assert 'docs/sources/docker.md, "Socket access for a non-root user"' in up["message"]
 
 
 def as_nobody_poll_docker() -> dict[str, Any]:

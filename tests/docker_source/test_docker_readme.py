@@ -1,24 +1,14 @@
-"""What the Docker source emits is what the README documents, check for check."""
+"""What the Docker source emits is what docs/sources/docker.md documents, check for check."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from tests.readme import documented_checks
 
 from poolwatch.sources.docker.readings import CHECKS
 
-README = Path(__file__).parents[2] / "README.md"
-
-
-def documented_checks() -> list[str]:
-    text = README.read_text()
-    section = text.split("## Source: Docker", 1)[1].split("\n## ", 1)[0]
-    readings = section.split("### Readings", 1)[1].split("\n### ", 1)[0]
-    return re.findall(r"^\| `([a-z_]+)` \|", readings, flags=re.MULTILINE)
-
 
 def test_readme_lists_exactly_the_emitted_checks() -> None:
-    assert documented_checks() == list(CHECKS)
+    assert documented_checks("docs/sources/docker.md") == list(CHECKS)
 
 
 def test_every_check_has_a_rule_or_is_informational() -> None:

@@ -16,7 +16,6 @@ import json
 import os
 import pwd
 import queue
-import re
 import shutil
 import subprocess
 import threading
@@ -27,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.readme import README
+from tests import readme
 
 ICINGA = "icinga2"
 
 
 def readme_block(language: str) -> str:
     """The README's one code block fenced as ```{language}."""
-    blocks = re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.M | re.S)
+    blocks = readme.code_blocks("README.md", language)
     assert len(blocks) == 1, f"README.md should have one ```{language} block"
     return str(blocks[0])
 

@@ -28,7 +28,7 @@ TIMEOUT = 1.0
 PROBE_INTERVAL = 1.0
 ALERT = "PgBouncerLoginFailing"
 BOUND = PROBE_INTERVAL + 2 * TIMEOUT + 3 * INTERVAL + 20.0
-"""The README's worst case, plus slack for a shared machine: a bound, not a timing."""
+"""The worst case of docs/sources/pgbouncer.md, plus slack for a shared machine: a bound."""
 LOGIN_CHECKS = {"login_ok", "login_seconds"}
 
 

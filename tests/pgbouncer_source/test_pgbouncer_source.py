@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -25,6 +23,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.daemon import BASE_ENV
 from tests.pgbouncer_source.bouncer import MAX_CLIENT_CONN, POOL_SIZE, Bouncer, pgbench
+from tests.readme import documented_checks
 
 from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
@@ -37,7 +36,6 @@ from poolwatch.sources.pgbouncer.settings import PgBouncerTarget
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 POOL = {"database": "postgres", "user": "pw_load"}
 
@@ -135,13 +133,6 @@ async def fill(bouncer: Bouncer, clients: list[psycopg.AsyncConnection[Any]]) ->
     return ""
 
 
-def documented_checks() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Source: PgBouncer", 1)[1].split("\n## ", 1)[0]
-    table = section.split("### Readings", 1)[1].split("\n### ", 1)[0]
-    return re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE)
-
-
 async def test_emitted_checks_are_the_documented_ones(harness: Harness, bouncer: Bouncer) -> None:
     conn = await client(bouncer)
     try:
@@ -151,7 +142,7 @@ async def test_emitted_checks_are_the_documented_ones(harness: Harness, bouncer:
         await harness.poll()  # wait_per_transaction_seconds is a delta: from the second poll
     finally:
         await conn.close()
-    assert documented_checks() == list(CHECKS)
+    assert documented_checks("docs/sources/pgbouncer.md") == list(CHECKS)
     # the login probe's readings need a probe_dsn (test_pgbouncer_login.py)
     assert {r.check for r in harness.readings} == set(CHECKS) - {"login_ok", "login_seconds"}
     assert harness.value("up") == 1

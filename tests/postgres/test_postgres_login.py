@@ -48,9 +48,9 @@ TIMEOUT = 1.0
 PROBE_INTERVAL = 1.0
 ALERT = "PostgreSQLLoginFailing"
 WORST_CASE = PROBE_INTERVAL + 2 * TIMEOUT + 3 * INTERVAL
-"""The latest PostgreSQLLoginFailing fires after logins start failing (README): the probe falls
-due, starts at the next poll, fails after its timeout; the confirming probe starts at the poll
-after that and fails after its timeout; the poll after that reports it."""
+"""The latest PostgreSQLLoginFailing fires after logins start failing (docs/sources/postgres.md):
+the probe falls due, starts at the next poll, fails after its timeout; the confirming probe starts
+at the poll after that and fails after its timeout; the poll after that reports it."""
 SLACK = 20.0
 """Added to every bounded wait: the machine is shared, and a wait is a bound, not a timing."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.postgres.pgserver import (
     poolwatch_sessions,
     wait_for_count,
 )
+from tests.readme import documented_checks
 
 from poolwatch import cli
 from poolwatch.config import load as config
@@ -33,15 +33,6 @@ from poolwatch.sources.postgres.collector import PostgresCollector
 from poolwatch.sources.postgres.readings import CHECKS
 
 pytestmark = pytest.mark.integration
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def documented_checks() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Source: PostgreSQL", 1)[1].split("\n## ", 1)[0]
-    table = section.split("### Readings", 1)[1]
-    return re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE)
 
 
 def target(dsn: str, **env: str) -> config.PostgresTarget:
@@ -76,7 +67,7 @@ async def test_emitted_checks_are_the_documented_ones(pg: PgServer) -> None:
         readings = list(await collector.collect())  # deadlocks is a delta: from the second poll
     finally:
         await collector.close()
-    documented = documented_checks()
+    documented = documented_checks("docs/sources/postgres.md")
     assert len(documented) == len(set(documented))
     assert {r.check for r in readings} == set(documented) == set(CHECKS)
     assert all(r.source == "postgres" and r.instance == "main" for r in readings)

@@ -7,7 +7,6 @@ A plain module (conftest.py holds the fixtures), because test modules cannot imp
 from __future__ import annotations
 
 import contextlib
-import re
 import resource
 import shutil
 import socket
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 import redis
+from tests import readme
 from tests.net import free_port
 
 from poolwatch.config.load import load
@@ -219,13 +219,8 @@ class Polls:
         return {r.check: r for r in readings}, self.sink.events[seen:]
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
 def readme_readings() -> dict[str, str]:
-    """check → unit, from the readings table of the README's `## Source: Redis` section."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Source: Redis", 1)[1].split("\n## ", 1)[0]
-    table = section.split("### Readings", 1)[1]
-    rows = re.findall(r"^\| `([a-z_]+)` \| `([a-z_]+)` \|", table, flags=re.MULTILINE)
-    return dict(rows)
+    """check → unit, from the readings table of docs/sources/redis.md."""
+    rows = readme.table("docs/sources/redis.md", "Readings")
+    checks = readme.documented_checks("docs/sources/redis.md")
+    return {check: row["unit"].strip("`") for check, row in zip(checks, rows, strict=True)}

@@ -26,7 +26,7 @@ TIMEOUT = 1.0
 PROBE_INTERVAL = 1.0
 ALERT = "RedisLoginFailing"
 BOUND = PROBE_INTERVAL + 2 * TIMEOUT + 3 * INTERVAL + 20.0
-"""The README's worst case, plus slack for a shared machine: a bound, not a timing."""
+"""The worst case of docs/sources/redis.md, plus slack for a shared machine: a bound."""
 MAXCLIENTS = 20
 
 

@@ -1,5 +1,5 @@
 """The Redis source's pure parts, on recorded INFO text: the INFO → readings table, the limit's
-fallbacks, the backoff, connection options, and the README's readings table."""
+fallbacks, the backoff, connection options, and the readings table of docs/sources/redis.md."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ against the plugin's readings table) and the environment variables the plugin an
 
 A plugin's `settings.py` subclasses `SourceSettings` (and `Judged` for its targets); the loader
 reads `ENVIRONMENT`, `defaults.yaml` beside it, and `TARGET_INHERITS` from there, so adding a
-source touches its own folder, one field of `poolwatch.config.model.Config`, and the README.
+source touches its own folder, one field of `poolwatch.config.model.Config`, and its docs page.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ application opens one (connect, authenticate, one trivial round trip, close), so
 sees what its kept session cannot: that nobody else can log in (a hung postmaster, a changed
 password, slots taken by sessions stuck in the handshake, a pooler with no server behind it).
 
-The scheduling rules, each a promise of the README:
+The scheduling rules, each a promise of docs/sources/postgres.md ("When logins fail"):
 - At most one attempt per target is in flight. `poll()` is synchronous: called from the
   collector's `collect()`, it starts an attempt when one is due and reports the last attempt that
   *completed*, so a login that hangs never delays a poll.

@@ -1,4 +1,4 @@
-"""Settings of the Alertmanager sink (README "Sink: Alertmanager" documents every key); it is on
+"""Settings of the Alertmanager sink (docs/sinks/alertmanager.md documents every key); it is on
 when `urls` is not empty."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ commit. Events are rare (state changes and reminders, not samples), so one fsync
 
 The footprint is bounded: the WAL is checkpointed every `_CHECKPOINT_PAGES` pages and cut back to
 `_WAL_LIMIT` bytes (`journal_size_limit`), and truncated to nothing whenever the queue drains, so
-a small state volume holds the queue itself plus well under 1 MiB (README "Queue location and
-bounds" gives the space per event).
+a small state volume holds the queue itself plus well under 1 MiB (docs/sinks/webhook.md, "Queue
+location and bounds", gives the space per event).
 
 A queue file that is damaged (not a database, malformed) is moved aside as
 `<file>.damaged-<time>` with an error line, what can still be read from it is queued again, and a

@@ -1,4 +1,4 @@
-"""Settings of one webhook sink (README "Sink: webhook" documents every key)."""
+"""Settings of one webhook sink (docs/sinks/webhook.md documents every key)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
-README_ACCESS = 'README "Socket access for a non-root user"'
+SOCKET_ACCESS_DOCS = 'docs/sources/docker.md, "Socket access for a non-root user"'
 
 
 def socket_path(environment: Mapping[str, str]) -> Path | None:
@@ -57,12 +57,12 @@ def denied_reason(exc: BaseException, environment: Mapping[str, str]) -> str | N
         return None
     path = socket_path(environment)
     if path is None:
-        return f"permission denied: see {README_ACCESS}"
+        return f"permission denied: see {SOCKET_ACCESS_DOCS}"
     try:
         group = f"group {path.stat().st_gid}"
     except OSError:
         group = "group"
     return (
         f"permission denied on {path} (uid {os.getuid()}): add the socket's {group} "
-        f"to poolwatch's user, see {README_ACCESS}"
+        f"to poolwatch's user, see {SOCKET_ACCESS_DOCS}"
     )

@@ -7,8 +7,8 @@ engine's event stream (`watch`) reports restarts, OOM kills and health changes t
 happen, and DockerDown as soon as the stream breaks because the engine went away.
 
 Readings (source `docker`; `instance` is the container name, or `engine` for `up`; container
-readings carry the labels `image`, `compose_project`, `compose_service` when present). README.md,
-"Source: Docker", has the table with units and limits; `CHECKS` lists the same checks.
+readings carry the labels `image`, `compose_project`, `compose_service` when present).
+docs/sources/docker.md has the table with units and limits; `CHECKS` lists the same checks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Docker source's readings table (README "Source: Docker" documents each)."""
+"""The Docker source's readings table (docs/sources/docker.md documents each)."""
 
 from poolwatch.core.model import UP_CHECK
 

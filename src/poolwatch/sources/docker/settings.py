@@ -1,4 +1,4 @@
-"""Settings of the Docker source (README "Source: Docker")."""
+"""Settings of the Docker source (docs/sources/docker.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The host source's readings table (README "Source: host" documents each)."""
+"""The host source's readings table (docs/sources/host.md documents each)."""
 
 from poolwatch.core.model import UP_CHECK
 

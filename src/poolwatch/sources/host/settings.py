@@ -1,4 +1,4 @@
-"""Settings of the host source (README "Source: host")."""
+"""Settings of the host source (docs/sources/host.md)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ Why it is built this way:
 Time: connecting and the SHOW round trips each get 30 % of the timeout, so a poll that loses its
 connection, reconnects and reads again still fits the runner's timeout. A timeout mid-read drops
 the connection (a half-read answer must never be read as the next one). The readings are listed
-in README.md (section "Source: PgBouncer"); show.py turns SHOW output into them.
+in docs/sources/pgbouncer.md ("Readings"); show.py turns SHOW output into them.
 
 Bounded: a plain `execute` lets libpq read a whole result into memory, however many rows a wrong
 or hostile endpoint sends. Each SHOW is streamed instead (libpq's single-row mode, over the

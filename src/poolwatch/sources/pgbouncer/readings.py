@@ -1,4 +1,4 @@
-"""The PgBouncer source's readings table (README "Source: PgBouncer" documents each)."""
+"""The PgBouncer source's readings table (docs/sources/pgbouncer.md documents each)."""
 
 from poolwatch.core.model import UP_CHECK
 

@@ -1,4 +1,4 @@
-"""Settings of the PgBouncer source (README "Source: PgBouncer"): the DSN of each target's admin
+"""Settings of the PgBouncer source (docs/sources/pgbouncer.md): the DSN of each target's admin
 console is parsed at load, so a typo, or a DSN naming a pooled database instead of the console,
 is refused with the key named instead of paging "PgBouncer down"."""
 

@@ -24,7 +24,7 @@ Time: connecting and each statement get 30 % of the collector's timeout, and a c
 only if it can end within 90 % of it, so a poll that loses its connection, reconnects and reads
 again still fits the runner's timeout. The server cancels a slow statement first
 (`statement_timeout`, a little shorter), so a client-side timeout means a dead peer: only then is
-the connection dropped. The readings are listed in README.md (section "Source: PostgreSQL"); a
+the connection dropped. The readings are listed in docs/sources/postgres.md ("Readings"); a
 test checks that this module emits exactly those.
 """
 

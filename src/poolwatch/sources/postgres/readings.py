@@ -1,4 +1,4 @@
-"""The PostgreSQL source's readings table (README "Source: PostgreSQL" documents each)."""
+"""The PostgreSQL source's readings table (docs/sources/postgres.md documents each)."""
 
 from poolwatch.core.model import UP_CHECK
 

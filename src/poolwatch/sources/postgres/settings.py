@@ -1,4 +1,4 @@
-"""Settings of the PostgreSQL source (README "Source: PostgreSQL"): every DSN is parsed at load,
+"""Settings of the PostgreSQL source (docs/sources/postgres.md): every DSN is parsed at load,
 so a typo is refused with the key named instead of paging "PostgreSQL down"."""
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ connection poolwatch already holds keeps working and reports the true count; if 
 was lost and the server refuses a new one with "max number of clients reached", the collector
 reports the server as up and saturated (`connected_clients` = the limit) instead of down.
 
-INFO fields map to readings through the table in `redis_info` (the README section "Source: Redis"
-says what each reading means; a test checks the two agree).
+INFO fields map to readings through the table in `redis_info` (docs/sources/redis.md says
+what each reading means; a test checks the two agree).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings of the Redis source (README "Source: Redis"): each URL is parsed at load by the same
+"""Settings of the Redis source (docs/sources/redis.md): each URL is parsed at load by the same
 code that connects with it, so a typo is refused with the key named instead of paging
 "Redis down"."""
 
@@ -93,7 +93,7 @@ class RedisSettings(TargetedSettings):
     hit_rate_min_lookups: int = Field(100, ge=1)
     """`keyspace_hit_rate_percent` is judged only over at least this many hits + misses ..."""
     hit_rate_window: Duration = Field(600.0, gt=0)
-    """... seen within this long (README "Source: Redis", "The hit rate")."""
+    """... seen within this long (docs/sources/redis.md, "The hit rate")."""
     probe_interval: DurationOrOff = 30.0
     """A fresh connection (connect, AUTH, `PING`, close) this often; `off`: none."""
     targets: list[RedisTarget] = []

@@ -53,18 +53,6 @@ KNOWN: set[tuple[str, str]] = {
     ("poolwatch.core.describe", "poolwatch.config.rules"),
     ("poolwatch.core.evaluate", "poolwatch.config.rules"),
     ("poolwatch.core.limits", "poolwatch.config.rules"),
-    ("poolwatch.sinks.alertmanager.sink", "poolwatch.runtime.logs"),
-    ("poolwatch.sinks.durable.delivery", "poolwatch.runtime.logs"),
-    ("poolwatch.sinks.durable.queue", "poolwatch.runtime.logs"),
-    ("poolwatch.sinks.stdout.sink", "poolwatch.runtime.logs"),
-    ("poolwatch.sinks.webhook.sink", "poolwatch.runtime.logs"),
-    ("poolwatch.sources.docker.collector", "poolwatch.runtime.logs"),
-    ("poolwatch.sources.docker.settings", "poolwatch.runtime.logs"),
-    ("poolwatch.sources.docker.watch", "poolwatch.runtime.logs"),
-    ("poolwatch.sources.login", "poolwatch.runtime.logs"),
-    ("poolwatch.sources.pgbouncer.collector", "poolwatch.runtime.logs"),
-    ("poolwatch.sources.postgres.collector", "poolwatch.runtime.logs"),
-    ("poolwatch.sources.redis.collector", "poolwatch.runtime.logs"),
 }
 KNOWN |= {
     (f"poolwatch.sources.{name}.settings", f"poolwatch.sources.{name}.collector")

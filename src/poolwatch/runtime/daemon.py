@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from poolwatch import __version__
+from poolwatch import __version__, logs
 from poolwatch.config.load import ConfigError, load
 from poolwatch.config.model import Config
 from poolwatch.config.secrets import secret_values
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import now_utc
 from poolwatch.core.secrets import Scrubber
-from poolwatch.runtime import heartbeat, logs
+from poolwatch.runtime import heartbeat
 from poolwatch.runtime.deadman import Pulse
 from poolwatch.runtime.formats.checkmk import write_checkmk
 from poolwatch.runtime.formats.nagios import status_of, write_nagios

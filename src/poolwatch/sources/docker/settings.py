@@ -39,7 +39,7 @@ class DockerSettings(SourceSettings):
     async def plan(self, running: Collection[str]) -> list[Planned]:
         if self.enabled == "off":
             return []
-        from poolwatch.runtime.logs import get_logger
+        from poolwatch.logs import get_logger
         from poolwatch.sources import planned
         from poolwatch.sources.docker.access import absent
 

@@ -24,10 +24,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poolwatch.config.rules import Rule, Threshold
+from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.matchers import Matcher
 from poolwatch.core.model import Reading
+from poolwatch.core.rule import Threshold
 from poolwatch.core.text import printable
 from poolwatch.runtime.formats.checkmk import write_checkmk
 from poolwatch.runtime.formats.nagios import ranked, render, status_name, status_of

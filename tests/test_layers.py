@@ -50,9 +50,6 @@ KNOWN: set[tuple[str, str]] = {
     ("poolwatch.config.fields", "poolwatch.config.secrets"),
     ("poolwatch.config.secrets", "poolwatch.config.fields"),
     ("poolwatch.config.plugin", "poolwatch.sources"),
-    ("poolwatch.core.describe", "poolwatch.config.rules"),
-    ("poolwatch.core.evaluate", "poolwatch.config.rules"),
-    ("poolwatch.core.limits", "poolwatch.config.rules"),
 }
 KNOWN |= {
     (f"poolwatch.sources.{name}.settings", f"poolwatch.sources.{name}.collector")

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, field_validator
 
 from poolwatch.config.fields import Duration, Frozen, unique_names
-from poolwatch.config.rules import Rules, Threshold
+from poolwatch.config.rules import Rules
+from poolwatch.core.rule import Threshold
 
 if TYPE_CHECKING:
     from poolwatch.sources import Collector, Planned

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from poolwatch.core.model import UP_CHECK, Reading, Severity
 
 if TYPE_CHECKING:
-    from poolwatch.config.rules import Rule
+    from poolwatch.core.rule import RuleView
 
 SOURCE_TITLES = {
     "postgres": "PostgreSQL",
@@ -132,7 +132,7 @@ def describe_context(context: Mapping[str, Any] | None) -> str | None:
 
 
 def describe_reading(
-    reading: Reading, severity: Severity, threshold: float | None, rule: Rule | None
+    reading: Reading, severity: Severity, threshold: float | None, rule: RuleView | None
 ) -> str:
     text = f"{subject(reading)}: {measurement(reading)}"
     if severity != Severity.OK and threshold is not None and rule is not None:
@@ -149,7 +149,7 @@ def describe_event(
     status: str,
     level: Severity,
     threshold: float | None,
-    rule: Rule,
+    rule: RuleView,
     *,
     gone: bool = False,
     unruled: bool = False,

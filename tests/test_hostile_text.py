@@ -30,10 +30,10 @@ from poolwatch.core.matchers import Matcher
 from poolwatch.core.model import Reading
 from poolwatch.core.rule import Threshold
 from poolwatch.core.text import printable
-from poolwatch.runtime.formats.checkmk import write_checkmk
-from poolwatch.runtime.formats.nagios import ranked, render, status_name, status_of
-from poolwatch.runtime.formats.perfdata import label_for, perfdata_for
-from poolwatch.runtime.once import (
+from poolwatch.once.formats.checkmk import write_checkmk
+from poolwatch.once.formats.nagios import ranked, render, status_name, status_of
+from poolwatch.once.formats.perfdata import label_for, perfdata_for
+from poolwatch.once.results import (
     Result,
     context_lines,
     results_for,

@@ -25,7 +25,7 @@ from poolwatch.runtime.muting import current_mutes, stored_silences
 from poolwatch.runtime.plan import build_sinks
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.sinks import SinkError
-from poolwatch.sources.host.collector import host_name
+from poolwatch.sources.host.name import host_name
 
 PLUGIN_FORMATS = ("nagios", "checkmk")
 """`--once` formats read by a monitoring system, which takes stderr for output too."""

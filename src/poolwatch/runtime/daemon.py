@@ -25,7 +25,7 @@ from poolwatch.runtime.plan import build_sinks, plan
 from poolwatch.runtime.scheduler import Runner, owner_of
 from poolwatch.silences.store import SilenceStore
 from poolwatch.sinks import SinkError
-from poolwatch.sources.host.collector import host_name
+from poolwatch.sources.host.name import host_name
 from poolwatch.statefiles import open_mode
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 class DockerSettings(SourceSettings):
+    COLLECTOR: ClassVar[str] = "poolwatch.sources.docker.collector:DockerCollector"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
@@ -52,6 +53,4 @@ class DockerSettings(SourceSettings):
             if missing is not None:
                 get_logger().info("docker_off", reason=missing, enabled="auto")
                 return []
-        from poolwatch.sources.docker.collector import DockerCollector
-
-        return [planned(owner, self, partial(DockerCollector, self))]
+        return [planned(owner, self, partial(self.collector(), self))]

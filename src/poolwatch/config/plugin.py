@@ -97,6 +97,12 @@ class SourceSettings(Judged):
     """Section keys each target takes unless it says otherwise (e.g. `max_connections`)."""
     COLLECTOR: ClassVar[str]
     """`module:Class` of the source's collector, imported by `collector()` when planned."""
+    SOURCE: ClassVar[str]
+    """Its name in readings and events: the JSON Schema's `source` enum (`poolwatch.event/v1`)."""
+    TITLE: ClassVar[str]
+    """How a sentence names it (`PostgreSQL main: ...`): `core.describe.SOURCE_TITLES`."""
+    TEAM: ClassVar[str]
+    """The Alertmanager `team` label of its alerts by default (`alertmanager.teams`)."""
 
     def collector(self) -> Callable[..., Collector]:
         """The collector class; imported when called, so an unused source costs nothing."""
@@ -111,7 +117,6 @@ class SourceSettings(Judged):
 class TargetedSettings(SourceSettings):
     """A source of named targets (PostgreSQL servers, Redis servers), one collector each."""
 
-    SOURCE: ClassVar[str]
     targets: list[Any] = Field(default_factory=list)
 
     @field_validator("targets")

@@ -14,6 +14,8 @@ from poolwatch.core.model import UP_CHECK, Reading, Severity
 if TYPE_CHECKING:
     from poolwatch.core.rule import RuleView
 
+# Each source's TITLE on its settings class; core imports no plugin, so the table is here and
+# tests/test_registry.py holds it to the registry (`Config.source_types()`).
 SOURCE_TITLES = {
     "postgres": "PostgreSQL",
     "redis": "Redis",

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 class DockerSettings(SourceSettings):
     COLLECTOR: ClassVar[str] = "poolwatch.sources.docker.collector:DockerCollector"
+    SOURCE: ClassVar[str] = SOURCE
+    TITLE: ClassVar[str] = "Docker"
+    TEAM: ClassVar[str] = "infrastructure"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (

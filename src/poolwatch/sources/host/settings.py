@@ -33,6 +33,9 @@ class DiskSettings(Frozen):
 
 class HostSettings(SourceSettings):
     COLLECTOR: ClassVar[str] = "poolwatch.sources.host.collector:HostCollector"
+    SOURCE: ClassVar[str] = "host"
+    TITLE: ClassVar[str] = "Host"
+    TEAM: ClassVar[str] = "infrastructure"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (

@@ -91,6 +91,8 @@ class PgBouncerTarget(Judged):
 class PgBouncerSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "pgbouncer"
     COLLECTOR: ClassVar[str] = "poolwatch.sources.pgbouncer.collector:PgBouncerCollector"
+    TITLE: ClassVar[str] = "PgBouncer"
+    TEAM: ClassVar[str] = "database"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("probe_interval",)
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (

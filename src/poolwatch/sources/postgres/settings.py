@@ -74,6 +74,8 @@ class PostgresTarget(Judged):
 class PostgresSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "postgres"
     COLLECTOR: ClassVar[str] = "poolwatch.sources.postgres.collector:PostgresCollector"
+    TITLE: ClassVar[str] = "PostgreSQL"
+    TEAM: ClassVar[str] = "database"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = (
         "max_connections",

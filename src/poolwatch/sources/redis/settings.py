@@ -70,6 +70,8 @@ class RedisTarget(Judged):
 class RedisSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "redis"
     COLLECTOR: ClassVar[str] = "poolwatch.sources.redis.collector:RedisCollector"
+    TITLE: ClassVar[str] = "Redis"
+    TEAM: ClassVar[str] = "database"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = (

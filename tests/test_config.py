@@ -9,8 +9,9 @@ import yaml
 
 from poolwatch.config import fields
 from poolwatch.config.load import ConfigError, load
-from poolwatch.config.rules import Threshold, parse_threshold
+from poolwatch.config.rules import parse_threshold
 from poolwatch.config.secrets import redacted
+from poolwatch.core.rule import Threshold
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolwatch.config.rules import Rule, Threshold
+from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator, concerning, judge
 from poolwatch.core.model import Reading, Severity
+from poolwatch.core.rule import Threshold
 from tests.factories import HOLDERS_CONTEXT, HOLDERS_LINE
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

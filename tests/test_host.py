@@ -13,12 +13,9 @@ import pytest
 from poolwatch.config.load import load
 from poolwatch.core.model import Reading
 from poolwatch.sources import SourceError
-from poolwatch.sources.host.collector import (
-    HostCollector,
-    host_name,
-    parse_net_dev,
-)
+from poolwatch.sources.host.collector import HostCollector, parse_net_dev
 from poolwatch.sources.host.mounts import one_per_filesystem, parse_mountinfo, watched
+from poolwatch.sources.host.name import host_name
 from poolwatch.sources.host.readings import CHECKS
 from tests.readme import documented_checks
 

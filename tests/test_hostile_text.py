@@ -24,15 +24,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poolwatch.config.rules import Rule, Threshold
+from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.matchers import Matcher
 from poolwatch.core.model import Reading
+from poolwatch.core.rule import Threshold
 from poolwatch.core.text import printable
-from poolwatch.runtime.formats.checkmk import write_checkmk
-from poolwatch.runtime.formats.nagios import ranked, render, status_name, status_of
-from poolwatch.runtime.formats.perfdata import label_for, perfdata_for
-from poolwatch.runtime.once import (
+from poolwatch.once.formats.checkmk import write_checkmk
+from poolwatch.once.formats.nagios import ranked, render, status_name, status_of
+from poolwatch.once.formats.perfdata import label_for, perfdata_for
+from poolwatch.once.results import (
     Result,
     context_lines,
     results_for,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from poolwatch.runtime import logs
+from poolwatch import logs
 
 
 @pytest.fixture

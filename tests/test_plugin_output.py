@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from poolwatch.core.model import Reading, Severity
-from poolwatch.runtime.formats.checkmk import write_checkmk
-from poolwatch.runtime.formats.nagios import LIMIT, render
-from poolwatch.runtime.formats.perfdata import perfdata_for, plain
-from poolwatch.runtime.once import Result
+from poolwatch.once.formats.checkmk import write_checkmk
+from poolwatch.once.formats.nagios import LIMIT, render
+from poolwatch.once.formats.perfdata import perfdata_for, plain
+from poolwatch.once.results import Result
 from tests.plugin_syntax import parse_checkmk, parse_perfdata, parse_plugin_output
 
 
@@ -121,8 +121,8 @@ def test_numbers_use_a_dot_under_a_comma_locale(tmp_path: Path) -> None:
         "import locale; locale.setlocale(locale.LC_ALL, '');"
         "assert locale.localeconv()['decimal_point'] == ',', locale.localeconv();"
         "from poolwatch.core.model import Reading, Severity;"
-        "from poolwatch.runtime.once import Result;"
-        "from poolwatch.runtime.formats.nagios import render;"
+        "from poolwatch.once.results import Result;"
+        "from poolwatch.once.formats.nagios import render;"
         "r = Reading('host', 'h', 'cpu_percent', 12.5, 'percent', 100);"
         "print(render([Result(r, Severity.WARNING, 10.5, None, 'm', 10.5, 95.25)]), end='')"
     )

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from poolwatch.config.fields import Frozen, Secret
+from poolwatch.config.fields import Frozen, Secret, secret_field_names
 from poolwatch.config.load import load
-from poolwatch.config.secrets import redacted, secret_field_names, secret_values
+from poolwatch.config.secrets import redacted, secret_values
 from poolwatch.core.secrets import MASK, Scrubber
 from tests.daemon import Daemon
 from tests.net import free_port

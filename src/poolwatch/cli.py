@@ -231,8 +231,9 @@ def _run(args: argparse.Namespace) -> int:
         return healthcheck(config, sys.stdout)
     if args.check_config:
         return check_config(config, sys.stdout)
-    from poolwatch.runtime.daemon import StartError, daemon, once
-    from poolwatch.runtime.select import Selection, SelectionError
+    from poolwatch.once.run import once
+    from poolwatch.once.select import Selection, SelectionError
+    from poolwatch.runtime.daemon import StartError, daemon
 
     if args.once:
         try:

@@ -27,7 +27,7 @@ from poolwatch import cli
 from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading, now_utc
-from poolwatch.runtime.daemon import once
+from poolwatch.once.run import once
 from poolwatch.runtime.scheduler import Runner, owner_of
 from poolwatch.sources.postgres.collector import PostgresCollector
 from poolwatch.sources.postgres.readings import CHECKS

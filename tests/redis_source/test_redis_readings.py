@@ -13,7 +13,7 @@ from tests.redis_source.harness import readme_readings
 from poolwatch.config.load import ConfigError, load
 from poolwatch.core.backoff import Backoff
 from poolwatch.sources import SourceError
-from poolwatch.sources.redis.collector import RedisCollector, address, connection_options
+from poolwatch.sources.redis.collector import RedisCollector, address
 from poolwatch.sources.redis.info import (
     CHECKS,
     READINGS,
@@ -24,6 +24,7 @@ from poolwatch.sources.redis.info import (
     resolve_maxclients,
     server_maxclients,
 )
+from poolwatch.sources.redis.options import connection_options
 from poolwatch.sources.redis.settings import RedisTarget
 
 

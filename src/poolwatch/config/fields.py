@@ -11,8 +11,11 @@ DSN whose password is secret). `poolwatch.config.secrets` reads those types to r
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import types
+import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -283,6 +286,45 @@ def check_http_url(text: str) -> str:
 HttpUrl = Annotated[str, credential(check_http_url), REDACTED_URL, SENSITIVE]
 
 
+# Reading the declaration off a model's types: here, beside the declaration, because `Frozen`
+# needs it for `<key>_file`; its other consumers are in `poolwatch.config.secrets`.
+
+
+def annotation_kind(annotation: object) -> str | None:
+    """ "value" for a `Secret`, "url" for a `CredentialUrl` type (or a list of them), else None."""
+    if annotation is SecretStr:
+        return "value"
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *metadata = typing.get_args(annotation)
+        return "url" if SENSITIVE in metadata else annotation_kind(base)
+    if origin in (typing.Union, types.UnionType, list):
+        kinds = [annotation_kind(arg) for arg in typing.get_args(annotation)]
+        return next((k for k in kinds if k), None)
+    return None
+
+
+def is_secret_annotation(annotation: object) -> bool:
+    """Whether the annotation declares a secret (a `Secret` or a `CredentialUrl` type)."""
+    return annotation_kind(annotation) is not None
+
+
+def field_annotation(model: type[BaseModel], name: str) -> object:
+    """The field's annotation with its metadata, as the model declared it."""
+    info = model.model_fields[name]
+    if info.metadata:
+        return typing.Annotated[(info.annotation, *info.metadata)]
+    return info.annotation
+
+
+@functools.cache
+def secret_field_names(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of `model` declared secret (and so loadable from `<name>_file`)."""
+    return frozenset(
+        name for name in model.model_fields if is_secret_annotation(field_annotation(model, name))
+    )
+
+
 # --- the base model ------------------------------------------------------------------------------
 
 
@@ -307,8 +349,6 @@ class Frozen(BaseModel):
     def _secret_files(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        from poolwatch.config.secrets import secret_field_names
-
         names = secret_field_names(cls)
         files = [key for key in data if key.endswith("_file") and key[:-5] in names]
         if not files:

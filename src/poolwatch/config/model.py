@@ -81,6 +81,16 @@ class Config(Frozen):
     def _unique_windows(cls, windows: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
         return unique_names(windows)
 
+    @classmethod
+    def source_types(cls) -> list[type[SourceSettings]]:
+        """Every source plugin's settings class, in the order of the fields above: the
+        registry that titles, teams and the event schema's `source` enum are held to."""
+        return [
+            field.annotation
+            for field in cls.model_fields.values()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, SourceSettings)
+        ]
+
     def sources(self) -> list[SourceSettings]:
         """Every source section, in the order of the fields above."""
         return [

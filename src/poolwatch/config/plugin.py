@@ -8,18 +8,28 @@ source touches its own folder, one field of `poolwatch.config.model.Config`, and
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic import Field, field_validator
 
 from poolwatch.config.fields import Duration, Frozen, unique_names
-from poolwatch.config.rules import Rules, Threshold
+from poolwatch.config.rules import Rules
+from poolwatch.core.rule import Threshold
 
 if TYPE_CHECKING:
     from poolwatch.sources import Collector, Planned
+
+
+def load_object(path: str) -> object:
+    """`package.module:name`, imported now. A plugin's settings name their collector this way:
+    the settings module never imports the collector module (which imports the settings), and
+    a source that is not enabled never loads its client library."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,18 @@ class SourceSettings(Judged):
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = ()
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = ()
     """Section keys each target takes unless it says otherwise (e.g. `max_connections`)."""
+    COLLECTOR: ClassVar[str]
+    """`module:Class` of the source's collector, imported by `collector()` when planned."""
+    SOURCE: ClassVar[str]
+    """Its name in readings and events: the JSON Schema's `source` enum (`poolwatch.event/v1`)."""
+    TITLE: ClassVar[str]
+    """How a sentence names it (`PostgreSQL main: ...`): `core.describe.SOURCE_TITLES`."""
+    TEAM: ClassVar[str]
+    """The Alertmanager `team` label of its alerts by default (`alertmanager.teams`)."""
+
+    def collector(self) -> Callable[..., Collector]:
+        """The collector class; imported when called, so an unused source costs nothing."""
+        return cast("Callable[..., Collector]", load_object(self.COLLECTOR))
 
     async def plan(self, running: Collection[str]) -> list[Planned]:
         """The collectors this section asks for; `running` names those a reload starts from.
@@ -95,17 +117,12 @@ class SourceSettings(Judged):
 class TargetedSettings(SourceSettings):
     """A source of named targets (PostgreSQL servers, Redis servers), one collector each."""
 
-    SOURCE: ClassVar[str]
     targets: list[Any] = Field(default_factory=list)
 
     @field_validator("targets")
     @classmethod
     def _unique(cls, targets: list[Any]) -> list[Any]:
         return unique_names(targets)
-
-    def collector(self) -> Callable[[Any], Collector]:
-        """The collector class; imported when called, so an unused source costs nothing."""
-        raise NotImplementedError
 
     async def plan(self, running: Collection[str]) -> list[Planned]:
         if not self.targets:

@@ -4,30 +4,12 @@ direction, and the timing of the evaluator's state machine."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 
 from poolwatch.config.fields import Duration, Fraction, Frozen
-
-
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    """An absolute number, or a percentage of the reading's limit (`"75%"`)."""
-
-    number: float
-    percent: bool = False
-
-    def resolve(self, limit: float | None) -> float | None:
-        """The absolute value to compare with; None when a percentage has no limit to apply to."""
-        if not self.percent:
-            return self.number
-        return None if limit is None else limit * self.number / 100.0
-
-    def __str__(self) -> str:
-        text = f"{self.number:g}"
-        return f"{text}%" if self.percent else text
+from poolwatch.core.rule import Threshold
 
 
 def parse_threshold(raw: object) -> Threshold:

@@ -6,13 +6,13 @@ type (`poolwatch.config.fields`). From that alone:
 - the log scrubber masks its value (`secret_values()`; a model may add what its typed fields
   cannot say, in `Frozen.more_secrets()`: a webhook URL's path unless it is declared public),
 - `<key>_file` in YAML and `<VARIABLE>_FILE` in the environment may hold it
-  (`secret_field_names()`, `is_secret_path()`).
+  (`fields.secret_field_names()`, read off the types beside the declaration, and
+  `is_secret_path()`).
 Adding a secret field to a plugin's settings therefore touches that model and nothing else.
 """
 
 from __future__ import annotations
 
-import functools
 import types
 import typing
 from collections.abc import Iterator, Sequence
@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from poolwatch.config.fields import SENSITIVE, CredentialUrl, Frozen
+from poolwatch.config.fields import CredentialUrl, Frozen, annotation_kind, field_annotation
 
 
 def secret_values(value: object) -> Iterator[str]:
@@ -47,39 +47,6 @@ def redacted(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True)
 
 
-def _kind(annotation: object) -> str | None:
-    """ "value" for a `Secret`, "url" for a `CredentialUrl` type (or a list of them), else None."""
-    if annotation is SecretStr:
-        return "value"
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        base, *metadata = typing.get_args(annotation)
-        return "url" if SENSITIVE in metadata else _kind(base)
-    if origin in (typing.Union, types.UnionType, list):
-        kinds = [_kind(arg) for arg in typing.get_args(annotation)]
-        return next((k for k in kinds if k), None)
-    return None
-
-
-def _is_secret_annotation(annotation: object) -> bool:
-    return _kind(annotation) is not None
-
-
-def _field_annotation(model: type[BaseModel], name: str) -> object:
-    info = model.model_fields[name]
-    if info.metadata:
-        return typing.Annotated[(info.annotation, *info.metadata)]
-    return info.annotation
-
-
-@functools.cache
-def secret_field_names(model: type[BaseModel]) -> frozenset[str]:
-    """The fields of `model` declared secret (and so loadable from `<name>_file`)."""
-    return frozenset(
-        name for name in model.model_fields if _is_secret_annotation(_field_annotation(model, name))
-    )
-
-
 def is_secret_path(model: type[BaseModel], path: Sequence[str]) -> bool:
     """Whether the key at `path` is a declared secret (see `secret_kind`)."""
     return secret_kind(model, path) is not None
@@ -97,9 +64,9 @@ def secret_kind(model: type[BaseModel], path: Sequence[str]) -> str | None:
         key = keys.pop(0)
         if key not in node.model_fields:
             return None
-        annotation = _field_annotation(node, key)
+        annotation = field_annotation(node, key)
         if not keys:
-            return _kind(annotation)
+            return annotation_kind(annotation)
         node = _unwrap(annotation)
         if typing.get_origin(node) is list:
             node = typing.get_args(node)[0]

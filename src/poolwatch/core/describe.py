@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from poolwatch.core.model import UP_CHECK, Reading, Severity
 
 if TYPE_CHECKING:
-    from poolwatch.config.rules import Rule
+    from poolwatch.core.rule import RuleView
 
+# Each source's TITLE on its settings class; core imports no plugin, so the table is here and
+# tests/test_registry.py holds it to the registry (`Config.source_types()`).
 SOURCE_TITLES = {
     "postgres": "PostgreSQL",
     "redis": "Redis",
@@ -132,7 +134,7 @@ def describe_context(context: Mapping[str, Any] | None) -> str | None:
 
 
 def describe_reading(
-    reading: Reading, severity: Severity, threshold: float | None, rule: Rule | None
+    reading: Reading, severity: Severity, threshold: float | None, rule: RuleView | None
 ) -> str:
     text = f"{subject(reading)}: {measurement(reading)}"
     if severity != Severity.OK and threshold is not None and rule is not None:
@@ -149,7 +151,7 @@ def describe_event(
     status: str,
     level: Severity,
     threshold: float | None,
-    rule: Rule,
+    rule: RuleView,
     *,
     gone: bool = False,
     unruled: bool = False,

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
-from poolwatch.config.rules import Rule
 from poolwatch.core.describe import describe_event, describe_reading
 from poolwatch.core.model import AlertKey, Event, Reading, Severity
+from poolwatch.core.rule import RuleView
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +30,14 @@ class Judgement:
     threshold: float | None
 
 
-def _breaches(value: float, threshold: float, rule: Rule, margin: float) -> bool:
+def _breaches(value: float, threshold: float, rule: RuleView, margin: float) -> bool:
     band = abs(threshold) * margin
     if rule.direction == "above":
         return value >= threshold - band
     return value <= threshold + band
 
 
-def judge(reading: Reading, rule: Rule, held: Severity = Severity.OK) -> Judgement:
+def judge(reading: Reading, rule: RuleView, held: Severity = Severity.OK) -> Judgement:
     """Severity from thresholds. `held` is the level already firing: its threshold gets the
     hysteresis margin, so a value hovering just inside it does not flap."""
     for level, threshold in ((Severity.CRITICAL, rule.critical), (Severity.WARNING, rule.warning)):
@@ -53,13 +53,13 @@ def judge(reading: Reading, rule: Rule, held: Severity = Severity.OK) -> Judgeme
     return Judgement(Severity.OK, None)
 
 
-def rule_for(rules: Mapping[str, Rule], reading: Reading) -> Rule | None:
+def rule_for(rules: Mapping[str, RuleView], reading: Reading) -> RuleView | None:
     """The rule judging `reading`: one given to its instance (`check@instance`, e.g. from a
     container's labels) wins over the check's rule."""
     return rules.get(f"{reading.check}@{reading.instance}") or rules.get(reading.check)
 
 
-def concerning(reading: Reading, rule: Rule | None) -> bool:
+def concerning(reading: Reading, rule: RuleView | None) -> bool:
     """Whether `rule` puts `reading` at or above warning, counting the hysteresis margin an alert
     already firing would get: a source reads the (costly) context of a value only then, and a
     reminder inside the margin still gets it."""
@@ -68,7 +68,7 @@ def concerning(reading: Reading, rule: Rule | None) -> bool:
     return judge(reading, rule, held=Severity.CRITICAL).severity != Severity.OK
 
 
-def threshold_for(reading: Reading, rule: Rule, level: Severity) -> float | None:
+def threshold_for(reading: Reading, rule: RuleView, level: Severity) -> float | None:
     chosen = rule.critical if level == Severity.CRITICAL else rule.warning
     return None if chosen is None else chosen.resolve(reading.limit)
 
@@ -84,7 +84,7 @@ class Firing(NamedTuple):
 @dataclass(slots=True)
 class AlertState:
     owner: str
-    rule: Rule
+    rule: RuleView
     last: Reading
     severity: Severity = Severity.OK
     since: datetime | None = None
@@ -104,7 +104,7 @@ class Evaluator:
     states: dict[AlertKey, AlertState] = field(default_factory=dict)
 
     def observe(
-        self, owner: str, readings: Iterable[Reading], rules: Mapping[str, Rule], now: datetime
+        self, owner: str, readings: Iterable[Reading], rules: Mapping[str, RuleView], now: datetime
     ) -> list[Event]:
         """Feed one poll's readings (from the collector `owner`); return the events it causes."""
         events: list[Event] = []
@@ -163,7 +163,7 @@ class Evaluator:
         state.severity = Severity.OK
         return [self._event(state, state.last, "resolved", previous, now, quiet=state.quiet)]
 
-    def retire(self, owner: str, rules: Mapping[str, Rule], now: datetime) -> list[Event]:
+    def retire(self, owner: str, rules: Mapping[str, RuleView], now: datetime) -> list[Event]:
         """Resolve and forget the alerts of `owner` that `rules` no longer judge (a rule a
         reload disabled or removed), at once rather than at the next poll."""
         events: list[Event] = []
@@ -187,7 +187,7 @@ class Evaluator:
             if state.severity != Severity.OK
         ]
 
-    def _step(self, owner: str, reading: Reading, rule: Rule, now: datetime) -> Event | None:
+    def _step(self, owner: str, reading: Reading, rule: RuleView, now: datetime) -> Event | None:
         key = reading.key
         state = self.states.get(key)
         if state is None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from poolwatch.config.rules import Rule
 from poolwatch.core.describe import SOURCE_TITLES, number
 from poolwatch.core.evaluate import rule_for
 from poolwatch.core.model import Reading
+from poolwatch.core.rule import RuleView
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class LimitNote:
 
 
 def unreachable_thresholds(
-    readings: Iterable[Reading], rules: Mapping[str, Rule]
+    readings: Iterable[Reading], rules: Mapping[str, RuleView]
 ) -> list[LimitNote]:
     """Every absolute "above" threshold at or above the limit of the reading it judges.
 

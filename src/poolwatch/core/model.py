@@ -18,7 +18,6 @@ from poolwatch.core.context import Context, freeze, thaw
 
 EVENT_SCHEMA = "poolwatch.event/v1"
 
-SourceKind = Literal["postgres", "redis", "host", "docker", "pgbouncer"]
 UP_CHECK = "up"
 """Every source emits an `up` reading per instance: 1 when the collection worked, 0 when not."""
 

@@ -1,4 +1,4 @@
-"""Wiring of the two ways poolwatch runs: the daemon (until SIGTERM) and `--once`.
+"""Wiring of the daemon (until SIGTERM); `--once` is wired in `poolwatch.once.run`.
 
 The CLI parses arguments and maps outcomes to exit codes; everything that builds and connects
 parts lives here, so that the command line stays a thin shell over it.
@@ -7,40 +7,28 @@ parts lives here, so that the command line stays a thin shell over it.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
-import sys
 from pathlib import Path
-from typing import TextIO
 
-from poolwatch import __version__
+from poolwatch import __version__, logs
 from poolwatch.config.load import ConfigError, load
 from poolwatch.config.model import Config
 from poolwatch.config.secrets import secret_values
 from poolwatch.core.evaluate import Evaluator
-from poolwatch.core.model import now_utc
 from poolwatch.core.secrets import Scrubber
-from poolwatch.runtime import heartbeat, logs
+from poolwatch.runtime import heartbeat
 from poolwatch.runtime.deadman import Pulse
-from poolwatch.runtime.formats.checkmk import write_checkmk
-from poolwatch.runtime.formats.nagios import status_of, write_nagios
 from poolwatch.runtime.limits import LimitWatch
-from poolwatch.runtime.muting import MuteWatch, current_mutes, stored_silences
-from poolwatch.runtime.notify import firing_events
-from poolwatch.runtime.once import check_once, mark_muted, worst, write_json, write_table
+from poolwatch.runtime.muting import MuteWatch
 from poolwatch.runtime.plan import build_sinks, plan
 from poolwatch.runtime.scheduler import Runner, owner_of
-from poolwatch.runtime.select import Selection
 from poolwatch.silences.store import SilenceStore
 from poolwatch.sinks import SinkError
-from poolwatch.sources.host.collector import host_name
+from poolwatch.sources.host.name import host_name
 from poolwatch.statefiles import open_mode
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-PLUGIN_FORMATS = ("nagios", "checkmk")
-"""`--once` formats read by a monitoring system, which takes stderr for output too."""
 
 
 class StartError(Exception):
@@ -51,66 +39,6 @@ class StartError(Exception):
 def scrubber_for(config: Config) -> Scrubber:
     """The scrubber of every secret the configuration declares."""
     return Scrubber(secret_values(config))
-
-
-async def once(
-    config: Config,
-    output: str,
-    out: TextIO,
-    *,
-    notify: bool = False,
-    selection: Selection | None = None,
-    include_muted: bool = False,
-) -> int:
-    """`--once`: every selected check once, printed; the worst severity as the exit code
-    (UNKNOWN when a selection matched no result: a check of nothing is not OK). A result a
-    silence or an open maintenance window covers is shown as muted and, unless
-    `include_muted`, counts as OK for the exit code (and is not sent with `notify`)."""
-    selection = selection or Selection()
-    scrub = scrubber_for(config)
-    # diagnostics go to stderr so stdout holds only results; a monitoring system reads a
-    # plugin's stderr as output too (Icinga 2 merges it), so plugin formats log nothing: what
-    # went wrong is in the results (a down source's reason is in its `up` message)
-    plugin = output in PLUGIN_FORMATS
-    diagnostics = io.StringIO() if plugin else sys.stderr
-    logs.configure("json" if output == "json" or plugin else config.log_format, diagnostics, scrub)
-    for note in config.notes:
-        logs.get_logger().warning("config_note", note=note)
-    host = host_name(config.host.rootfs)
-    runner = Runner(
-        [item.build() for item in await selection.plan(config)],
-        build_sinks(config, stdout=False) if notify else [],
-        Evaluator(host),
-        shutdown_timeout=config.shutdown_timeout,
-        scrub=scrub,
-        limits=LimitWatch(config.origin_of),
-    )
-    try:
-        results = [r for r in await check_once(runner) if selection.keeps(r)]
-        mutes = current_mutes(stored_silences(config.state_dir), config.maintenance, now_utc())
-        results = mark_muted(results, mutes, now_utc())
-        counted = results if include_muted else [r.unmuted() for r in results]
-        if output == "table" or (output == "auto" and out.isatty()):
-            write_table(results, out, colour=out.isatty())
-        elif output == "nagios":  # a plugin's text must agree with its exit code
-            write_nagios(counted, out)
-        elif output == "checkmk":
-            write_checkmk(counted, out)
-        else:
-            write_json(results, out)
-        out.flush()
-        if notify:
-            try:
-                await runner.start_sinks()
-            except SinkError as exc:
-                runner.sinks = []  # start_sinks closed the ones it had opened
-                print(f"poolwatch: --notify: {exc}", file=sys.stderr)
-            else:
-                await runner.deliver(firing_events(counted, host))
-    finally:
-        # durable sinks keep what they could not deliver within shutdown_timeout
-        await runner.shutdown()
-    return status_of(counted) if selection else int(worst(counted))
 
 
 async def daemon(config: Config, path: Path | None) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.runtime.view import Owner, RuntimeView
 from poolwatch.statefiles import open_private, private_dir
 

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from poolwatch.core.limits import LimitNote, unreachable_thresholds
 from poolwatch.core.model import Reading
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sources import Collector
 
 Origin = Callable[[str, str, str], str]

@@ -33,8 +33,8 @@ import h11
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from poolwatch.core.reasons import one_line
+from poolwatch.logs import get_logger
 from poolwatch.runtime.health import Verdict
-from poolwatch.runtime.logs import get_logger
 
 READ_TIMEOUT = 5.0
 """A whole request, from the connection's start: a client that trickles it is cut."""

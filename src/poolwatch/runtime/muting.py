@@ -19,7 +19,7 @@ from poolwatch.core.model import now_utc, rfc3339
 from poolwatch.core.mute import Mute
 from poolwatch.core.notices import SilenceNotice
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.runtime.scheduler import Runner
 from poolwatch.silences.settings import MaintenanceWindow
 from poolwatch.silences.store import FILE_NAME, Silence, SilenceStore

@@ -23,8 +23,8 @@ from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
 from poolwatch.core.mute import Gate, Mute
 from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
+from poolwatch.logs import get_logger
 from poolwatch.runtime.limits import LimitWatch
-from poolwatch.runtime.logs import get_logger
 from poolwatch.runtime.view import Owner, RuntimeView, Stats
 from poolwatch.sinks import Announces, AuditTrail, Sink
 from poolwatch.sources import Collector, Intermittent, Partial, Planned, SourceError, Watcher

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from poolwatch.core.model import Reading
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 
 LOGIN_OK = "login_ok"
 LOGIN_SECONDS = "login_seconds"

@@ -37,7 +37,7 @@ from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event, now_utc, rfc3339
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sinks import SinkError
 from poolwatch.sinks.alertmanager.alertbook import (
     VALIDITY_RESENDS,

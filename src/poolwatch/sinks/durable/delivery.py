@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sinks.durable.queue import DurableQueue, Item
 
 _EXPIRE_EVERY = 60.0

@@ -6,7 +6,7 @@ from typing import Any
 
 from poolwatch.core.model import Event
 from poolwatch.core.notices import Notice
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 
 
 def log_level(event: Event) -> str:

@@ -23,7 +23,7 @@ from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
 from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sinks import SinkError
 from poolwatch.sinks.durable import http
 from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcome, Reject, Retry

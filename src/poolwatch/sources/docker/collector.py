@@ -28,7 +28,7 @@ from poolwatch.config.fields import format_duration
 from poolwatch.config.rules import Rule, Rules
 from poolwatch.core.model import UP_CHECK, Reading, rfc3339
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sources import Publish, SourceError
 from poolwatch.sources.docker.access import denied_reason
 from poolwatch.sources.docker.activity import ActivityLog

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 
 class DockerSettings(SourceSettings):
+    COLLECTOR: ClassVar[str] = "poolwatch.sources.docker.collector:DockerCollector"
+    SOURCE: ClassVar[str] = SOURCE
+    TITLE: ClassVar[str] = "Docker"
+    TEAM: ClassVar[str] = "infrastructure"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
@@ -39,7 +43,7 @@ class DockerSettings(SourceSettings):
     async def plan(self, running: Collection[str]) -> list[Planned]:
         if self.enabled == "off":
             return []
-        from poolwatch.runtime.logs import get_logger
+        from poolwatch.logs import get_logger
         from poolwatch.sources import planned
         from poolwatch.sources.docker.access import absent
 
@@ -52,6 +56,4 @@ class DockerSettings(SourceSettings):
             if missing is not None:
                 get_logger().info("docker_off", reason=missing, enabled="auto")
                 return []
-        from poolwatch.sources.docker.collector import DockerCollector
-
-        return [planned(owner, self, partial(DockerCollector, self))]
+        return [planned(owner, self, partial(self.collector(), self))]

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sources import Publish
 from poolwatch.sources.docker.engine import CONNECTED, EventSkipped, EventStream, StreamEnded
 

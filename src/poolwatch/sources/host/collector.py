@@ -24,7 +24,6 @@ Readings (source `host`):
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from poolwatch.config.rules import Rules
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.sources import SourceError
 from poolwatch.sources.host.mounts import Mount, one_per_filesystem, parse_mountinfo, watched
+from poolwatch.sources.host.name import host_name
 from poolwatch.sources.host.probe import Prober, Unavailable
 from poolwatch.sources.host.settings import HostSettings
 
@@ -87,19 +87,6 @@ def parse_meminfo(text: str) -> float:
         raise OSError("meminfo has no MemTotal")
     available = values.get("MemAvailable", values.get("MemFree", 0.0))
     return max(0.0, min(100.0, 100.0 * (total - available) / total))
-
-
-def host_name(rootfs: Path) -> str:
-    """The watched host's name. In a container with the host mounted at `rootfs`, the host's
-    `/etc/hostname` (the container's own name is its id, new at every upgrade)."""
-    if rootfs != Path("/"):
-        try:
-            name = (rootfs / "etc" / "hostname").read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            name = ""
-        if name:
-            return name
-    return socket.gethostname()
 
 
 class HostCollector:

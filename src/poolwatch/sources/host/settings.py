@@ -32,6 +32,10 @@ class DiskSettings(Frozen):
 
 
 class HostSettings(SourceSettings):
+    COLLECTOR: ClassVar[str] = "poolwatch.sources.host.collector:HostCollector"
+    SOURCE: ClassVar[str] = "host"
+    TITLE: ClassVar[str] = "Host"
+    TEAM: ClassVar[str] = "infrastructure"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
@@ -66,8 +70,8 @@ class HostSettings(SourceSettings):
 
     async def plan(self, running: Collection[str]) -> list[Planned]:
         from poolwatch.sources import planned
-        from poolwatch.sources.host.collector import HostCollector, host_name
+        from poolwatch.sources.host.name import host_name
 
         if not self.enabled:
             return []
-        return [planned(f"host:{host_name(self.rootfs)}", self, partial(HostCollector, self))]
+        return [planned(f"host:{host_name(self.rootfs)}", self, partial(self.collector(), self))]

@@ -40,7 +40,7 @@ from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Reading
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.login import LoginProbe
 from poolwatch.sources.pgbouncer import login

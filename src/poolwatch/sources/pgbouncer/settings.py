@@ -4,8 +4,7 @@ is refused with the key named instead of paging "PgBouncer down"."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from poolwatch.config.fields import (
@@ -25,7 +24,7 @@ from poolwatch.sources.postgres.dsn import parse_keywords
 from poolwatch.sources.postgres.settings import check_dsn
 
 if TYPE_CHECKING:
-    from poolwatch.sources import Collector
+    pass
 
 ADMIN_DATABASE = "pgbouncer"
 """The admin console is PgBouncer's virtual database of this name."""
@@ -91,6 +90,9 @@ class PgBouncerTarget(Judged):
 
 class PgBouncerSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "pgbouncer"
+    COLLECTOR: ClassVar[str] = "poolwatch.sources.pgbouncer.collector:PgBouncerCollector"
+    TITLE: ClassVar[str] = "PgBouncer"
+    TEAM: ClassVar[str] = "database"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = ("probe_interval",)
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
@@ -102,8 +104,3 @@ class PgBouncerSettings(TargetedSettings):
     """A login through PgBouncer (connect, authenticate, `SELECT 1`, close) this often, for the
     targets with a `probe_dsn`; `off`: none."""
     targets: list[PgBouncerTarget] = []
-
-    def collector(self) -> Callable[[Any], Collector]:
-        from poolwatch.sources.pgbouncer.collector import PgBouncerCollector
-
-        return PgBouncerCollector

@@ -46,7 +46,7 @@ from poolwatch.core.evaluate import concerning, rule_for
 from poolwatch.core.limits import LimitNote, effective_limit, limit_above_server
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.login import LoginProbe
 from poolwatch.sources.postgres import login, queries, sessions

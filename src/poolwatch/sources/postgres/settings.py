@@ -3,8 +3,7 @@ so a typo is refused with the key named instead of paging "PostgreSQL down"."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field
@@ -24,9 +23,6 @@ from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
 from poolwatch.core.secrets import is_uri
 from poolwatch.sources.postgres.dsn import DsnError, parse_keywords
 from poolwatch.sources.postgres.readings import CHECKS
-
-if TYPE_CHECKING:
-    from poolwatch.sources import Collector
 
 
 def check_dsn(text: str) -> str:
@@ -77,6 +73,9 @@ class PostgresTarget(Judged):
 
 class PostgresSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "postgres"
+    COLLECTOR: ClassVar[str] = "poolwatch.sources.postgres.collector:PostgresCollector"
+    TITLE: ClassVar[str] = "PostgreSQL"
+    TEAM: ClassVar[str] = "database"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = (
         "max_connections",
@@ -98,8 +97,3 @@ class PostgresSettings(TargetedSettings):
     probe_interval: DurationOrOff = 30.0
     """A fresh login (connect, authenticate, `SELECT 1`, close) this often; `off`: none."""
     targets: list[PostgresTarget] = []
-
-    def collector(self) -> Callable[[Any], Collector]:
-        from poolwatch.sources.postgres.collector import PostgresCollector
-
-        return PostgresCollector

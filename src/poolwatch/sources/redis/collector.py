@@ -16,24 +16,21 @@ what each reading means; a test checks the two agree).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, cast
 
-from redis.asyncio.connection import AbstractConnection, Connection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from poolwatch.config.rules import Rules
-from poolwatch.core import secrets as redact
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.evaluate import concerning, rule_for
 from poolwatch.core.limits import LimitNote, limit_above_server
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
-from poolwatch.runtime.logs import get_logger
+from poolwatch.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.login import LoginProbe
 from poolwatch.sources.redis import login
@@ -49,26 +46,17 @@ from poolwatch.sources.redis.info import (
     resolve_maxclients,
     server_maxclients,
 )
-from poolwatch.sources.redis.replies import ReplyTooLargeError, parser_for
+from poolwatch.sources.redis.options import connection_options
+from poolwatch.sources.redis.replies import ReplyTooLargeError
 from poolwatch.sources.redis.settings import RedisTarget
 
 SOURCE = "redis"
 CLIENTS_CHECK = "connected_clients"
-CLIENT_NAME = "poolwatch"
 SATURATION_ERROR = "max number of clients reached"
 RECONNECT_INITIAL, RECONNECT_MAX = 1.0, 30.0
 """Reconnect backoff: doubling from 1 s to 30 s, jittered so that many poolwatches spread out."""
 
 # --- the connection -----------------------------------------------------------------------------
-
-NO_SETINFO: dict[str, None] = (
-    {"driver_info": None}
-    if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters
-    else {"lib_name": None, "lib_version": None}
-)
-"""Connection arguments that turn off CLIENT SETINFO: one round trip less, nothing to fail on old
-servers. redis-py 7.2 added `driver_info` and deprecated `lib_name`/`lib_version` (5.0-7.1 know
-only those), so the installed redis-py's signature decides, once, at import."""
 
 
 class _Wire(Protocol):
@@ -84,37 +72,6 @@ class _Wire(Protocol):
     async def send_command(self, *args: Any, **kwargs: Any) -> None: ...
 
     async def read_response(self) -> Any: ...
-
-
-def connection_options(target: RedisTarget, io_timeout: float) -> tuple[type[Any], dict[str, Any]]:
-    """Connection class and arguments for a target: its URL, then the configured credentials,
-    then what poolwatch insists on (its client name, timeouts, RESP2 which every Redis speaks,
-    and a parser that reads no reply over its cap: `replies`)."""
-    options: dict[str, Any] = dict(parse_url(target.url))
-    connection_class = options.pop("connection_class", Connection)
-    if target.username:
-        options["username"] = target.username
-    if target.password is not None:
-        options["password"] = target.password.get_secret_value()
-    options.setdefault("protocol", 2)
-    options.update(
-        client_name=CLIENT_NAME,
-        **NO_SETINFO,
-        decode_responses=True,
-        socket_timeout=io_timeout,
-        socket_connect_timeout=io_timeout,
-        parser_class=parser_for(options["protocol"]),
-    )
-    return connection_class, options
-
-
-def check_options(target: RedisTarget) -> None:
-    """Raise ValueError (with the URL's password masked) when redis-py cannot use the target."""
-    try:
-        connection_class, options = connection_options(target, 1.0)
-        connection_class(**options)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(redact.mask_urls(f"redis-py cannot use it ({exc})")) from None
 
 
 def address(options: Mapping[str, Any]) -> str:

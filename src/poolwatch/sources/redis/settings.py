@@ -4,8 +4,7 @@ code that connects with it, so a typo is refused with the key named instead of p
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
@@ -23,9 +22,6 @@ from poolwatch.config.fields import (
 )
 from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
 from poolwatch.sources.redis.info import BOUNDED_PERCENT, CHECKS
-
-if TYPE_CHECKING:
-    from poolwatch.sources import Collector
 
 
 def check_url(text: str) -> str:
@@ -65,7 +61,7 @@ class RedisTarget(Judged):
     def _connectable(self) -> RedisTarget:
         """The options redis-py makes of the URL (db number, query options) are checked by
         redis-py itself, imported only when a Redis target is configured."""
-        from poolwatch.sources.redis.collector import check_options
+        from poolwatch.sources.redis.options import check_options
 
         check_options(self)
         return self
@@ -73,6 +69,9 @@ class RedisTarget(Judged):
 
 class RedisSettings(TargetedSettings):
     SOURCE: ClassVar[str] = "redis"
+    COLLECTOR: ClassVar[str] = "poolwatch.sources.redis.collector:RedisCollector"
+    TITLE: ClassVar[str] = "Redis"
+    TEAM: ClassVar[str] = "database"
     CHECKS: ClassVar[tuple[str, ...]] = CHECKS
     BOUNDED_PERCENT: ClassVar[frozenset[str]] = BOUNDED_PERCENT
     TARGET_INHERITS: ClassVar[tuple[str, ...]] = (
@@ -97,8 +96,3 @@ class RedisSettings(TargetedSettings):
     probe_interval: DurationOrOff = 30.0
     """A fresh connection (connect, AUTH, `PING`, close) this often; `off`: none."""
     targets: list[RedisTarget] = []
-
-    def collector(self) -> Callable[[Any], Collector]:
-        from poolwatch.sources.redis.collector import RedisCollector
-
-        return RedisCollector

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from poolwatch.core.text import printable
-from poolwatch.runtime.once import Result
+from poolwatch.once.results import Result
 
 UOMS = {"percent": "%", "bytes": "B", "seconds": "s"}
 """poolwatch unit → perfdata UOM; any other unit (counts, rates, bool) has none."""

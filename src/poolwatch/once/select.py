@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from poolwatch.config.model import Config
 from poolwatch.config.plugin import SourceSettings, TargetedSettings
 from poolwatch.core.model import UP_CHECK, Severity
-from poolwatch.runtime.once import Result
+from poolwatch.once.results import Result
 from poolwatch.sources import Planned
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from poolwatch.core.model import Event, Severity, now_utc
-from poolwatch.runtime.once import Result
+from poolwatch.once.results import Result
 
 
 def firing_events(results: Sequence[Result], host: str, now: datetime | None = None) -> list[Event]:

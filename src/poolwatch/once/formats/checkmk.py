@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TextIO
 
-from poolwatch.runtime.formats.nagios import finding, one_line, ranked
-from poolwatch.runtime.formats.perfdata import distinct, perfdata_for
-from poolwatch.runtime.once import Result, worst
+from poolwatch.once.formats.nagios import finding, one_line, ranked
+from poolwatch.once.formats.perfdata import distinct, perfdata_for
+from poolwatch.once.results import Result, worst
 
 _METRIC_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 

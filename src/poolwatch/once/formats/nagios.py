@@ -20,8 +20,8 @@ from typing import TextIO
 from poolwatch.core.describe import measurement, number
 from poolwatch.core.model import UP_CHECK, Severity
 from poolwatch.core.text import printable
-from poolwatch.runtime.formats.perfdata import distinct, perfdata_for
-from poolwatch.runtime.once import Result, worst
+from poolwatch.once.formats.perfdata import distinct, perfdata_for
+from poolwatch.once.results import Result, worst
 
 LIMIT = 8192
 """Bytes of plugin output Nagios reads (MAX_PLUGIN_OUTPUT_LENGTH); Icinga takes more."""

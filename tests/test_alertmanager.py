@@ -19,7 +19,7 @@ from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event
 from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.plan import build_sinks
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sinks.alertmanager.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
@@ -277,7 +277,7 @@ def test_a_peer_listed_twice_is_refused() -> None:
 def test_stats_reach_the_metrics_endpoint(tmp_path: Path) -> None:
     sink = sink_for(tmp_path, Recorder(), Clock())
     runner = Runner([], [sink], Evaluator("test"))
-    text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
+    text = generate_latest(registry_for(runner.view, lambda: list(runner.sinks))).decode()
     assert 'poolwatch_sink_queue_depth{sink="alertmanager:am:9093"} 0.0' in text
     assert 'poolwatch_sink_alerts_firing{sink="alertmanager:am:9093"} 0.0' in text
 

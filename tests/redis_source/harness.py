@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 import redis
 from tests.net import free_port
+from tests.recording import RecordingSink
 
 from poolwatch.config.load import load
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.redis.collector import RedisCollector
 from poolwatch.sources.redis.settings import RedisTarget
 
@@ -182,40 +183,22 @@ def redis_target(url: str, **env: str) -> RedisTarget:
     return load(env={"POOLWATCH_REDIS_URL": url, **env}).redis.targets[0]
 
 
-class CaptureSink:
-    name = "capture"
-
-    def __init__(self, validate: Callable[[dict[str, Any]], Any]) -> None:
-        self.validate = validate
-        self.events: list[Event] = []
-
-    async def start(self) -> None:
-        return None
-
-    async def send(self, event: Event) -> None:
-        self.validate(event.to_dict())
-        self.events.append(event)
-
-    async def close(self, grace: float) -> None:
-        return None
-
-
 class Polls:
     """One collector polled through the real runner path (failure → `up` 0, evaluation, sweep);
     the clock advances one interval per poll and every event is schema-validated."""
 
-    def __init__(self, collector: RedisCollector, validate: Callable[..., Any]) -> None:
+    def __init__(self, collector: RedisCollector) -> None:
         self.collector = collector
         self.now = START
-        self.sink = CaptureSink(validate)
+        self.sink = RecordingSink()
         self.evaluator = Evaluator("test-host")
         self.runner = Runner([collector], [self.sink], self.evaluator, clock=lambda: self.now)
 
     async def poll(self) -> tuple[dict[str, Reading], list[Event]]:
         self.now += timedelta(seconds=self.collector.interval)
         seen = len(self.sink.events)
-        readings = await self.runner.poll(self.collector)
-        await self.runner.handle(self.collector, readings)
+        readings = await self.runner.pipeline.poll(self.collector)
+        await self.runner.pipeline.handle(self.collector, readings)
         return {r.check: r for r in readings}, self.sink.events[seen:]
 
 

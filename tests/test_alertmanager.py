@@ -3,7 +3,6 @@ clock), durability across a restart, config. The real servers are in tests/stack
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from poolwatch.runtime.runner import Runner
 from poolwatch.sinks.alertmanager.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
+from tests.eventually import eventually
 from tests.factories import HOLDERS_CONTEXT, HOLDERS_LINE, make_event
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
@@ -156,9 +156,7 @@ def config(**changes: Any) -> AlertmanagerSettings:
 
 
 async def wait_until(predicate: Any) -> None:
-    async with asyncio.timeout(10):
-        while not predicate():  # noqa: ASYNC110 - the delivery loop runs as its own task
-            await asyncio.sleep(0.01)
+    await eventually(predicate, "the delivery loop to get there", within=10, every=0.01)
 
 
 def sink_for(tmp_path: Path, recorder: Recorder, clock: Clock) -> AlertmanagerSink:

@@ -15,6 +15,7 @@ from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Reading
 from poolwatch.runtime import heartbeat
 from poolwatch.runtime.runner import Runner
+from tests.eventually import eventually
 
 
 class Ticking:
@@ -108,13 +109,11 @@ async def test_runner_records_each_completed_turn() -> None:
     runner = Runner([Ticking()], [], Evaluator("test"))
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
-    for _ in range(100):
-        if "fake:a" in runner.view.stats().last_turn:
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await task
-    assert "fake:a" in runner.view.stats().last_turn
+    try:
+        await eventually(lambda: "fake:a" in runner.view.stats().last_turn, "a turn", within=10)
+    finally:
+        stop.set()
+        await task
 
 
 def test_healthcheck_flag_exit_codes(

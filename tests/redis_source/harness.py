@@ -12,7 +12,6 @@ import resource
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 import redis
+from tests.eventually import eventually_sync
 from tests.net import free_port
 from tests.recording import RecordingSink
 
@@ -39,11 +39,7 @@ DEADLINE = 15.0
 
 def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
     """Poll `condition` until true; fail naming `what` if it is not true by the deadline."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline:g}s waiting for {what}")
-        time.sleep(0.02)
+    eventually_sync(condition, what, within=deadline, every=0.02)
 
 
 def raise_fd_limit() -> None:

@@ -42,7 +42,7 @@ from tests.redis_source.harness import RedisServer, raise_fd_limit
 from bench import procfs
 from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.login import LoginProbe
 from poolwatch.sources.pgbouncer.collector import PgBouncerCollector
 from poolwatch.sources.postgres.collector import PostgresCollector

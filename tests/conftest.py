@@ -6,12 +6,11 @@ and fail, never skip, when their server binary is missing: CI must prove every b
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
 
-import jsonschema
 import pytest
+
+from tests import recording
 
 # PostgreSQL fixtures serve the source's own tests and the stack tests (reload, Prometheus,
 # Alertmanager); one session server for all of them.
@@ -19,12 +18,8 @@ pytest_plugins = ("tests.postgres.fixtures",)
 
 
 @pytest.fixture(scope="session")
-def event_validator() -> jsonschema.protocols.Validator:
-    text = resources.files("poolwatch").joinpath("schema/event.v1.json").read_text()
-    schema = json.loads(text)
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+def event_validator() -> Any:
+    return recording.event_validator()
 
 
 @pytest.fixture

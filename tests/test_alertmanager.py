@@ -3,7 +3,6 @@ clock), durability across a restart, config. The real servers are in tests/stack
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +18,11 @@ from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event
 from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.plan import build_sinks
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sinks.alertmanager.alertbook import MAX_EXTRA_LABELS, AlertBook, stamp, to_alert
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
+from tests.eventually import eventually
 from tests.factories import HOLDERS_CONTEXT, HOLDERS_LINE, make_event
 
 T0 = datetime(2026, 11, 27, 17, 4, 17, tzinfo=UTC)
@@ -156,9 +156,7 @@ def config(**changes: Any) -> AlertmanagerSettings:
 
 
 async def wait_until(predicate: Any) -> None:
-    async with asyncio.timeout(10):
-        while not predicate():  # noqa: ASYNC110 - the delivery loop runs as its own task
-            await asyncio.sleep(0.01)
+    await eventually(predicate, "the delivery loop to get there", within=10, every=0.01)
 
 
 def sink_for(tmp_path: Path, recorder: Recorder, clock: Clock) -> AlertmanagerSink:
@@ -279,7 +277,7 @@ def test_a_peer_listed_twice_is_refused() -> None:
 def test_stats_reach_the_metrics_endpoint(tmp_path: Path) -> None:
     sink = sink_for(tmp_path, Recorder(), Clock())
     runner = Runner([], [sink], Evaluator("test"))
-    text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
+    text = generate_latest(registry_for(runner.view, lambda: list(runner.sinks))).decode()
     assert 'poolwatch_sink_queue_depth{sink="alertmanager:am:9093"} 0.0' in text
     assert 'poolwatch_sink_alerts_firing{sink="alertmanager:am:9093"} 0.0' in text
 

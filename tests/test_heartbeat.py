@@ -14,7 +14,8 @@ from poolwatch.config.rules import Rules
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Reading
 from poolwatch.runtime import heartbeat
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
+from tests.eventually import eventually
 
 
 class Ticking:
@@ -35,9 +36,9 @@ class Ticking:
 
 def ticking(last_turn: float | None = None) -> Runner:
     """A runner with one `Ticking` collector that (when given) last turned at `last_turn`."""
-    runner = Runner([Ticking()], [], Evaluator("test"))
+    runner = Runner([Ticking()], [], Evaluator("test"), wall=lambda: last_turn or 0.0)
     if last_turn is not None:
-        runner.stats.last_turn["fake:a"] = last_turn
+        runner.pipeline.turned("fake:a")
     return runner
 
 
@@ -108,13 +109,11 @@ async def test_runner_records_each_completed_turn() -> None:
     runner = Runner([Ticking()], [], Evaluator("test"))
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
-    for _ in range(100):
-        if "fake:a" in runner.stats.last_turn:
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await task
-    assert "fake:a" in runner.stats.last_turn
+    try:
+        await eventually(lambda: "fake:a" in runner.view.stats().last_turn, "a turn", within=10)
+    finally:
+        stop.set()
+        await task
 
 
 def test_healthcheck_flag_exit_codes(

@@ -19,7 +19,7 @@ from poolwatch.runtime.health import liveness, readiness
 from poolwatch.runtime.listener import Listener, parse_listen
 from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.plan import build_sinks
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.host.collector import HostCollector
 
 
@@ -29,7 +29,7 @@ async def served() -> AsyncIterator[tuple[Runner, str, asyncio.Event]]:
     runner = Runner([HostCollector(config.host)], [], Evaluator("test"))
     listener = Listener(
         "127.0.0.1:0",
-        registry_for(runner.view, lambda: runner.sinks),
+        registry_for(runner.view, lambda: list(runner.sinks)),
         lambda: liveness(runner.view),
         lambda: readiness(runner.view),
     )
@@ -64,7 +64,7 @@ async def test_metrics_show_the_latest_readings_and_alerts(
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
     }
-    (host,) = runner.latest.values()
+    (host,) = runner.pipeline.latest.values()
     memory = next(r for r in host.values() if r.check == "memory_percent")
     key = ("poolwatch_host_memory_percent", (("target", memory.instance),))
     assert samples[key] == memory.value
@@ -110,9 +110,9 @@ async def test_metrics_include_each_sinks_delivery_state(tmp_path: Path) -> None
     )
     sinks = build_sinks(config, stdout=False)
     runner = Runner([], sinks, Evaluator("test"))
-    await runner.start_sinks()
+    await runner.sinks.start()
     try:
-        text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
+        text = generate_latest(registry_for(runner.view, lambda: list(runner.sinks))).decode()
     finally:
         for sink in sinks:
             await sink.close(0.1)
@@ -134,7 +134,7 @@ async def test_concurrent_clients_are_capped_and_slow_ones_cut() -> None:
     runner = Runner([HostCollector(config.host)], [], Evaluator("test"))
     listener = Listener(
         "127.0.0.1:0",
-        registry_for(runner.view, lambda: runner.sinks),
+        registry_for(runner.view, lambda: list(runner.sinks)),
         lambda: liveness(runner.view),
         lambda: readiness(runner.view),
         max_clients=4,

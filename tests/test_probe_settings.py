@@ -156,7 +156,7 @@ async def test_a_reload_that_changes_only_probe_interval_keeps_the_connection(
     """`probe_interval` is taken over by `reconfigure`, like interval and timeout: the plan's
     identity leaves it out, so the runner keeps the collector (and its session)."""
     from poolwatch.core.evaluate import Evaluator
-    from poolwatch.runtime.scheduler import Runner
+    from poolwatch.runtime.runner import Runner
 
     before = load(None, ENV).postgres
     after = load(write(tmp_path, "postgres:\n  probe_interval: 5m\n"), ENV).postgres
@@ -164,10 +164,10 @@ async def test_a_reload_that_changes_only_probe_interval_keeps_the_connection(
     (new,) = await after.plan(())
     assert old.identity == new.identity
     runner = Runner([], [], Evaluator("test"))
-    await runner.apply([old])
+    await runner.reconciler.apply([old])
     (collector,) = runner.collectors
     assert isinstance(collector, PostgresCollector)
-    outcome = await runner.apply([new])
+    outcome = await runner.reconciler.apply([new])
     assert outcome == {"postgres:main": "kept"}
     assert runner.collectors == [collector]
     assert collector.probe.interval == 300.0

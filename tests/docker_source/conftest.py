@@ -17,15 +17,16 @@ from typing import Any
 import pytest
 from tests.docker_source.helpers import (
     IMAGE,
-    CaptureSink,
     Containers,
     Watching,
     docker_cli,
     docker_config,
 )
+from tests.recording import RecordingSink
 
 from poolwatch.core.evaluate import Evaluator
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
+from poolwatch.runtime.settings import RuntimeSettings
 from poolwatch.sources.docker.collector import DockerCollector
 
 
@@ -50,9 +51,7 @@ def containers(engine: None) -> Iterator[Containers]:
 
 
 @pytest.fixture
-def watching(
-    validate_event: Callable[[dict[str, Any]], Any],
-) -> Callable[..., contextlib.AbstractAsyncContextManager[Watching]]:
+def watching() -> Callable[..., contextlib.AbstractAsyncContextManager[Watching]]:
     """`async with watching(include=[...], environment=..., **config) as w:` runs the runner."""
 
     @contextlib.asynccontextmanager
@@ -60,8 +59,13 @@ def watching(
         environment: Mapping[str, str] | None = None, **changes: Any
     ) -> AsyncIterator[Watching]:
         collector = DockerCollector(docker_config(**changes), environment)
-        sink = CaptureSink()
-        runner = Runner([collector], [sink], Evaluator("poolwatch-test"), shutdown_timeout=2)
+        sink = RecordingSink()  # validates every event against the schema
+        runner = Runner(
+            [collector],
+            [sink],
+            Evaluator("poolwatch-test"),
+            settings=RuntimeSettings(shutdown_timeout=2),
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(runner.run(stop))
         try:
@@ -71,7 +75,6 @@ def watching(
         finally:
             stop.set()
             await asyncio.wait_for(task, 15)
-            for event in sink.events:
-                validate_event(event.to_dict())
+            sink.assert_valid()
 
     return run

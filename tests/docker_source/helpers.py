@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.recording import RecordingSink
+
 from poolwatch.config import load as config
 from poolwatch.core.model import Event
 from poolwatch.sources.docker.collector import DockerCollector
@@ -56,38 +58,14 @@ class Containers:
             self.names.clear()
 
 
-class CaptureSink:
-    name = "capture"
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.changed = asyncio.Event()
-
-    async def start(self) -> None:
-        return None
-
-    async def send(self, event: Event) -> None:
-        self.events.append(event)
-        self.changed.set()
-
-    async def close(self, grace: float) -> None:
-        return None
-
-
 @dataclass
 class Watching:
     collector: DockerCollector
-    sink: CaptureSink
+    sink: RecordingSink
 
     async def event(self, predicate: Callable[[Event], bool], within: float = 30) -> Event:
         """The first captured event that satisfies `predicate`, waiting at most `within` s."""
-        async with asyncio.timeout(within):
-            while True:
-                for event in self.sink.events:
-                    if predicate(event):
-                        return event
-                self.sink.changed.clear()
-                await self.sink.changed.wait()
+        return await self.sink.event(predicate, within)
 
     async def connected(self, within: float = 30) -> None:
         """Wait until the collector's event stream is subscribed."""

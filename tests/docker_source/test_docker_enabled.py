@@ -18,7 +18,7 @@ from tests.daemon import BASE_ENV
 
 from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.docker import access
 
 NOBODY = 65534
@@ -113,7 +113,7 @@ def as_nobody_poll_docker() -> dict[str, Any]:
             settings = config.load(env={"POOLWATCH_DOCKER": "auto"}).docker
             (planned,) = asyncio.run(settings.plan(()))
             collector = planned.build()
-            readings = asyncio.run(Runner([], [], Evaluator("t")).poll(collector))
+            readings = asyncio.run(Runner([], [], Evaluator("t")).pipeline.poll(collector))
             (up,) = [r for r in readings if r.check == "up"]
             os.write(
                 write,

@@ -49,14 +49,14 @@ async def first_probe(daemon: Running) -> None:
     await daemon.until("a first login_ok", lambda: daemon.latest("login_ok") is not None, 20)
 
 
-async def test_without_probe_dsn_nothing_is_probed(bouncer: Bouncer, validate_event: Any) -> None:
+async def test_without_probe_dsn_nothing_is_probed(bouncer: Bouncer) -> None:
     collector = collector_for(bouncer, probe=False)
-    async with Running(collector, validate_event) as daemon:
+    async with Running(collector) as daemon:
         await daemon.until(
-            "three polls", lambda: daemon.runner.stats.polls.get(owner(daemon), 0) >= 3, 20
+            "three polls", lambda: daemon.runner.view.stats().polls.get(owner(daemon), 0) >= 3, 20
         )
         assert collector.probe.started == 0
-        checks = {r.check for r in daemon.runner.latest[owner(daemon)].values()}
+        checks = {r.check for r in daemon.runner.pipeline.latest[owner(daemon)].values()}
         assert "up" in checks
         assert not checks & LOGIN_CHECKS
 
@@ -65,8 +65,8 @@ def owner(daemon: Running) -> str:
     return f"pgbouncer:{daemon.collector.instance}"
 
 
-async def test_probe_readings_through_pgbouncer(bouncer: Bouncer, validate_event: Any) -> None:
-    async with Running(collector_for(bouncer), validate_event) as daemon:
+async def test_probe_readings_through_pgbouncer(bouncer: Bouncer) -> None:
+    async with Running(collector_for(bouncer)) as daemon:
         await first_probe(daemon)
         assert daemon.reading("login_ok").value == 1
         seconds = daemon.reading("login_seconds")
@@ -75,12 +75,10 @@ async def test_probe_readings_through_pgbouncer(bouncer: Bouncer, validate_event
         assert not daemon.sink.events
 
 
-async def test_at_max_client_conn_the_probe_is_refused_as_full(
-    bouncer: Bouncer, validate_event: Any
-) -> None:
+async def test_at_max_client_conn_the_probe_is_refused_as_full(bouncer: Bouncer) -> None:
     sockets: list[socket.socket] = []
     try:
-        async with Running(collector_for(bouncer), validate_event) as daemon:
+        async with Running(collector_for(bouncer)) as daemon:
             await first_probe(daemon)
             # plain TCP connections are clients to PgBouncer: fill every client slot
             for _ in range(MAX_CLIENT_CONN):
@@ -107,9 +105,9 @@ async def test_at_max_client_conn_the_probe_is_refused_as_full(
 
 
 async def test_a_server_down_behind_pgbouncer_fires_while_the_console_answers(
-    bouncer_before_private: Bouncer, pg_private: PgServer, validate_event: Any
+    bouncer_before_private: Bouncer, pg_private: PgServer
 ) -> None:
-    async with Running(collector_for(bouncer_before_private), validate_event) as daemon:
+    async with Running(collector_for(bouncer_before_private)) as daemon:
         await first_probe(daemon)
         pg_private.stop("fast")
         try:

@@ -29,7 +29,8 @@ from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading
 from poolwatch.runtime.metrics import registry_for
-from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.runtime.pipeline import owner_of
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.pgbouncer.collector import PgBouncerCollector
 from poolwatch.sources.pgbouncer.readings import CHECKS
 from poolwatch.sources.pgbouncer.settings import PgBouncerTarget
@@ -70,7 +71,7 @@ class Harness:
         return START + timedelta(seconds=self.collector.interval * self.polls)
 
     async def poll(self) -> list[Event]:
-        self.readings = await self.runner.poll(self.collector)
+        self.readings = await self.runner.pipeline.poll(self.collector)
         now = self.now()
         self.polls += 1
         owner = owner_of(self.collector)
@@ -307,7 +308,7 @@ async def test_metrics_show_pgbouncer_readings(harness: Harness, bouncer: Bounce
     finally:
         await conn.close()
     runner = harness.runner
-    await runner.handle(harness.collector, await runner.poll(harness.collector))
+    await runner.pipeline.handle(harness.collector, await runner.pipeline.poll(harness.collector))
     text = generate_latest(registry_for(runner.view, list)).decode()
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value

@@ -24,7 +24,7 @@ from poolwatch.config.load import load as load_config
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.runtime.limits import LimitWatch
 from poolwatch.runtime.metrics import registry_for
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.postgres.collector import PostgresCollector
 
 pytestmark = pytest.mark.integration
@@ -143,7 +143,7 @@ async def test_thresholds_that_cannot_fire_are_said_in_the_log_once_and_metrics(
     runner = Runner([collector], [], Evaluator("test"), limits=LimitWatch(config.origin_of))
     try:
         with capture_logs() as first:
-            await runner.handle(collector, await runner.poll(collector))
+            await runner.pipeline.handle(collector, await runner.pipeline.poll(collector))
         said = [line for line in first if line["event"] == "setting_unreachable"]
         assert sorted(line["setting"] for line in said) == [
             "postgres.max_connections",
@@ -153,7 +153,7 @@ async def test_thresholds_that_cannot_fire_are_said_in_the_log_once_and_metrics(
         assert {line["server_limit"] for line in said} == {USABLE, 100}
         assert {line["log_level"] for line in said} == {"warning"}
         with capture_logs() as second:
-            await runner.handle(collector, await runner.poll(collector))
+            await runner.pipeline.handle(collector, await runner.pipeline.poll(collector))
         assert not [line for line in second if line["event"] == "setting_unreachable"]
 
         exposition = generate_latest(registry_for(runner.view, lambda: [])).decode()
@@ -178,8 +178,8 @@ async def test_a_percentage_default_follows_the_servers_own_limit(
     collector = PostgresCollector(config.postgres.targets[0])
     runner = Runner([collector], [], Evaluator("test"), limits=LimitWatch(config.origin_of))
     try:
-        await runner.handle(collector, await runner.poll(collector))
-        assert runner.limits.notes() == []
+        await runner.pipeline.handle(collector, await runner.pipeline.poll(collector))
+        assert runner.pipeline.limits.notes() == []
         rule = collector.rules["connections"]
         assert rule.warning is not None
         assert rule.critical is not None
@@ -198,9 +198,9 @@ async def test_the_seeds_conn_max_naming_the_servers_max_connections_is_not_nois
     collector = PostgresCollector(config.postgres.targets[0])
     runner = Runner([collector], [], Evaluator("test"), limits=LimitWatch(config.origin_of))
     try:
-        readings = await runner.poll(collector)
-        await runner.handle(collector, readings)
-        assert runner.limits.notes() == []
+        readings = await runner.pipeline.poll(collector)
+        await runner.pipeline.handle(collector, readings)
+        assert runner.pipeline.limits.notes() == []
         (connections,) = [r for r in readings if r.check == "connections"]
         assert connections.limit == 197
     finally:

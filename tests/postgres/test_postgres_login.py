@@ -8,7 +8,7 @@ with the class of failure in its message, and resolve when logins work again.
 
 The hung postmaster runs the real daemon (a `poolwatch` process, its stdout read line by line);
 the others drive the Runner's own loop (`Runner.run`) in this process (tests/running.py), with a
-sink that keeps the events, so `runner.latest` shows what each poll read. Waits are bounded
+sink that keeps the events, so `runner.pipeline.latest` shows what each poll read. Waits are bounded
 polls, never sleeps followed by an assertion.
 """
 
@@ -163,9 +163,7 @@ async def small(pg_private: PgServer) -> PgServer:
     return pg_private
 
 
-async def test_sockets_stalled_in_the_handshake_fill_the_slots_unseen(
-    small: PgServer, validate_event: Any
-) -> None:
+async def test_sockets_stalled_in_the_handshake_fill_the_slots_unseen(small: PgServer) -> None:
     """50 sockets that connect and send nothing: each is a postmaster child waiting for its
     startup packet, counted against the postmaster's limit and invisible in pg_stat_activity.
     A new login is refused "too many clients" while the kept session reads a quiet server."""
@@ -181,7 +179,7 @@ async def test_sockets_stalled_in_the_handshake_fill_the_slots_unseen(
             + limits["max_worker_processes"]
         )
         assert children == 24
-        async with Running(collector_for(small), validate_event) as daemon:
+        async with Running(collector_for(small)) as daemon:
             await logged_in(daemon)
             for _ in range(50):
                 sockets.append(socket.create_connection(("127.0.0.1", small.port), timeout=5))
@@ -254,11 +252,11 @@ async def _restore_hba(server: PgServer, admin: Any) -> None:
     ids=["password", "pg_hba"],
 )
 async def test_a_role_that_can_no_longer_log_in_fires_while_the_session_works(
-    pg_private: PgServer, change: Any, undo: Any, said: str, validate_event: Any
+    pg_private: PgServer, change: Any, undo: Any, said: str
 ) -> None:
     admin = await pg_private.admin()
     try:
-        async with Running(collector_for(pg_private), validate_event) as daemon:
+        async with Running(collector_for(pg_private)) as daemon:
             await logged_in(daemon)
             pid = await admin.fetchval(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'poolwatch'"

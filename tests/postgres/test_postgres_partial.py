@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from tests.postgres.pgserver import Load, PgServer
+from tests.recording import RecordingSink
 
 from poolwatch.config import load as config
 from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.postgres.collector import BLOCKED_CHECK, PostgresCollector
 
 pytestmark = pytest.mark.integration
@@ -35,28 +36,25 @@ POOLWATCH_PID = "SELECT pid FROM pg_stat_get_activity(NULL) WHERE application_na
 class Polls:
     """A collector driven by a Runner one poll at a time; the events it would send are kept."""
 
-    def __init__(self, collector: PostgresCollector, validate_event: Any) -> None:
+    def __init__(self, collector: PostgresCollector) -> None:
         self.collector = collector
-        self.runner = Runner([collector], [], Evaluator("test-host"), clock=self.now)
-        self.runner.deliver = self._deliver  # type: ignore[method-assign]
-        self.validate = validate_event
+        self.sink = RecordingSink()  # validates every event against the schema
+        self.runner = Runner([collector], [self.sink], Evaluator("test-host"), clock=self.now)
         self.count = 0
         self.readings: list[Reading] = []
-        self.events: list[Event] = []
+
+    @property
+    def events(self) -> list[Event]:
+        return self.sink.events
 
     def now(self) -> datetime:
         return START + timedelta(seconds=self.collector.interval * self.count)
 
-    async def _deliver(self, events: Sequence[Event]) -> None:
-        for event in events:
-            self.validate(event.to_dict())
-        self.events += events
-
     async def poll(self) -> list[Event]:
         """One poll; returns the events it caused."""
         before = len(self.events)
-        self.readings = await self.runner.poll(self.collector)
-        await self.runner.handle(self.collector, self.readings)
+        self.readings = await self.runner.pipeline.poll(self.collector)
+        await self.runner.pipeline.handle(self.collector, self.readings)
         self.count += 1
         return self.events[before:]
 
@@ -79,14 +77,11 @@ def make_collector(dsn: str, **rules: Rule) -> PostgresCollector:
     return PostgresCollector(target.model_copy(update={"rules": merged}))
 
 
-async def test_catalog_lock_is_monitoring_blocked_not_down(
-    pg: PgServer, load: Load, validate_event: Any
-) -> None:
+async def test_catalog_lock_is_monitoring_blocked_not_down(pg: PgServer, load: Load) -> None:
     """`LOCK pg_database` (a migration's DDL) stalls every reader of the catalog, not the server."""
     # a rule on a catalog read, firing before the lock: a partial poll must not resolve it
     polls = Polls(
-        make_collector(pg.dsn(), connections_by_user=Rule(alert="LoadUserBusy", warning=4)),
-        validate_event,
+        make_collector(pg.dsn(), connections_by_user=Rule(alert="LoadUserBusy", warning=4))
     )
     await load.open(4)  # the superuser has 3: admin, holder, reader
     admin = await pg.admin()
@@ -162,10 +157,10 @@ async def waiting_pid(admin: Any) -> int:
     return int(pid)
 
 
-async def test_ddl_waiting_in_the_queue_is_named_too(pg: PgServer, validate_event: Any) -> None:
+async def test_ddl_waiting_in_the_queue_is_named_too(pg: PgServer) -> None:
     """The classic stall: a migration queues for its lock behind a long reader, and every later
     reader queues behind the migration. poolwatch names the migration and leaves the queue."""
-    polls = Polls(make_collector(pg.dsn()), validate_event)
+    polls = Polls(make_collector(pg.dsn()))
     admin = await pg.admin()
     long_reader = await pg.admin()
     migration = await pg.admin()
@@ -197,15 +192,12 @@ async def test_ddl_waiting_in_the_queue_is_named_too(pg: PgServer, validate_even
         await polls.collector.close()
 
 
-async def test_a_database_being_dropped_is_a_partial_poll(
-    pg_private: PgServer, validate_event: Any
-) -> None:
+async def test_a_database_being_dropped_is_a_partial_poll(pg_private: PgServer) -> None:
     """A real DROP DATABASE, held between removing its files and ending: its row is still
     visible and its size reads NULL. It waits there for a synchronous standby that never comes
     (`synchronous_standby_names` names none that exists), until the test cancels the wait."""
     polls = Polls(
-        make_collector(pg_private.dsn(), database_size_bytes=Rule(alert="AnyData", warning=1)),
-        validate_event,
+        make_collector(pg_private.dsn(), database_size_bytes=Rule(alert="AnyData", warning=1))
     )
     admin = await pg_private.admin()
     dropper = await pg_private.admin()
@@ -262,13 +254,13 @@ async def wait_for(admin: Any, query: str, *args: Any) -> None:
 
 
 async def test_role_without_pg_monitor_counts_hidden_sessions_as_unknown(
-    pg: PgServer, load: Load, validate_event: Any
+    pg: PgServer, load: Load
 ) -> None:
     """Without pg_monitor, other roles' rows read NULL backend_type and state: they are still
     client connections (they show a database and a role, which background processes lack)."""
     admin = await pg.admin()
     await admin.execute("CREATE ROLE pw_plain LOGIN PASSWORD 'plain-pw'")
-    polls = Polls(make_collector(pg.dsn("pw_plain", "plain-pw")), validate_event)
+    polls = Polls(make_collector(pg.dsn("pw_plain", "plain-pw")))
     try:
         await load.open(3)
         await polls.poll()

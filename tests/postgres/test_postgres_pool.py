@@ -19,12 +19,14 @@ from tests.postgres.pgserver import (
     poolwatch_sessions,
     wait_for_count,
 )
+from tests.recording import RecordingSink
 
 from poolwatch.config import load as config
 from poolwatch.config.rules import Rule
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading, Severity
-from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.runtime.pipeline import owner_of
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.postgres.collector import (
     NO_HOLDERS,
     SATURATED_MESSAGE,
@@ -58,7 +60,8 @@ class Harness:
     def __init__(self, collector: PostgresCollector, validate_event: Any) -> None:
         self.collector = collector
         self.evaluator = Evaluator("test-host")
-        self.runner = Runner([collector], [], self.evaluator, clock=self.now)
+        self.sink = RecordingSink()  # validates every event against the schema
+        self.runner = Runner([collector], [self.sink], self.evaluator, clock=self.now)
         self.validate = validate_event
         self.polls = 0
         self.readings: list[Reading] = []
@@ -67,7 +70,7 @@ class Harness:
         return START + timedelta(seconds=self.collector.interval * self.polls)
 
     async def poll(self) -> list[Event]:
-        self.readings = await self.runner.poll(self.collector)
+        self.readings = await self.runner.pipeline.poll(self.collector)
         now = self.now()
         self.polls += 1
         events = self.evaluator.observe(
@@ -166,7 +169,7 @@ async def test_full_pool_is_saturation_not_down(
 
         sent: list[Event] = []
         for _ in range(3):  # the failed reconnect, then polls inside the backoff
-            readings = await h.runner.poll(collector)
+            readings = await h.runner.pipeline.poll(collector)
             checks = {r.check: r for r in readings}
             # the refusal is its own reading; no count the server did not give; the login
             # probe's last result (here poolwatch's own first login) rides along
@@ -176,10 +179,8 @@ async def test_full_pool_is_saturation_not_down(
             assert checks["pool_exhausted"].message == f"{SATURATED_MESSAGE}; {NO_HOLDERS}"
             assert checks["pool_exhausted"].context is None  # no session to read holders with
             assert collector.last_poll_partial
-            collected: list[Event] = []
-            h.runner.deliver = _capture(collected)  # type: ignore[method-assign]
-            await h.runner.handle(collector, readings)
-            sent += collected
+            await h.runner.pipeline.handle(collector, readings)
+            sent += h.sink.take()
             h.polls += 1
             clock.now += 0.2  # the later polls fall inside the reconnect backoff
         # no Down, no resolve of LoadUserBusy, Critical or Exhausted (absent is not resolved)
@@ -211,13 +212,6 @@ async def test_full_pool_is_saturation_not_down(
     finally:
         await collector.close()
         await admin.close()
-
-
-def _capture(into: list[Event]) -> Any:
-    async def deliver(events: Sequence[Event]) -> None:
-        into.extend(events)
-
-    return deliver
 
 
 async def test_down_within_two_intervals_and_back(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,15 @@ from tests.postgres.pgserver import (
     wait_for_count,
 )
 from tests.readme import documented_checks
+from tests.recording import RecordingSink
 
 from poolwatch import cli
 from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
-from poolwatch.core.model import Event, Reading, now_utc
+from poolwatch.core.model import Reading, now_utc
 from poolwatch.once.run import once
-from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.runtime.pipeline import owner_of
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.postgres.collector import PostgresCollector
 from poolwatch.sources.postgres.readings import CHECKS
 
@@ -201,12 +203,12 @@ async def test_no_password_in_logs_events_or_check_config(
     loaded = config.load(env={"POOLWATCH_POSTGRES_DSN": dsn})
     collector = PostgresCollector(loaded.postgres.targets[0])
     evaluator = Evaluator("test-host")
-    runner = Runner([collector], [], evaluator)
-    sent: list[Event] = []
-    runner.deliver = _collect_into(sent)  # type: ignore[method-assign]
+    sink = RecordingSink()  # validates every event against the schema
+    runner = Runner([collector], [sink], evaluator)
+    sent = sink.events
     with capture_logs() as logs:
-        readings = await runner.poll(collector)
-        await runner.handle(collector, readings)
+        readings = await runner.pipeline.poll(collector)
+        await runner.pipeline.handle(collector, readings)
     await collector.close()
     assert only(readings, "up") == 0
     assert "password authentication failed" in (readings[0].message or "")
@@ -218,13 +220,6 @@ async def test_no_password_in_logs_events_or_check_config(
         assert wrong not in text
         assert LOAD_PASSWORD not in text
     assert "pw_load:***@" in out.getvalue()
-
-
-def _collect_into(into: list[Event]) -> Callable[[Any], Awaitable[None]]:
-    async def deliver(events: Any) -> None:
-        into.extend(events)
-
-    return deliver
 
 
 async def test_once_reports_the_pool_and_closes(pg: PgServer) -> None:

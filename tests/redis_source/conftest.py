@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.redis_source.harness import Crowd, Polls, RedisServer, raise_fd_limit, redis_target
@@ -73,8 +72,8 @@ async def make_collector() -> AsyncIterator[Callable[..., RedisCollector]]:
 
 
 @pytest.fixture
-def polls(validate_event: Callable[..., Any]) -> Callable[[RedisCollector], Polls]:
-    return lambda collector: Polls(collector, validate_event)
+def polls() -> Callable[[RedisCollector], Polls]:
+    return Polls
 
 
 def _crowd(server: RedisServer) -> Iterator[Crowd]:

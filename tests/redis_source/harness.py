@@ -11,7 +11,6 @@ import resource
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,12 +19,14 @@ from typing import Any
 import pytest
 import redis
 from tests import readme
+from tests.eventually import eventually_sync
 from tests.net import free_port
+from tests.recording import RecordingSink
 
 from poolwatch.config.load import load
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event, Reading
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sources.redis.collector import RedisCollector
 from poolwatch.sources.redis.settings import RedisTarget
 
@@ -38,11 +39,7 @@ DEADLINE = 15.0
 
 def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
     """Poll `condition` until true; fail naming `what` if it is not true by the deadline."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline:g}s waiting for {what}")
-        time.sleep(0.02)
+    eventually_sync(condition, what, within=deadline, every=0.02)
 
 
 def raise_fd_limit() -> None:
@@ -182,40 +179,22 @@ def redis_target(url: str, **env: str) -> RedisTarget:
     return load(env={"POOLWATCH_REDIS_URL": url, **env}).redis.targets[0]
 
 
-class CaptureSink:
-    name = "capture"
-
-    def __init__(self, validate: Callable[[dict[str, Any]], Any]) -> None:
-        self.validate = validate
-        self.events: list[Event] = []
-
-    async def start(self) -> None:
-        return None
-
-    async def send(self, event: Event) -> None:
-        self.validate(event.to_dict())
-        self.events.append(event)
-
-    async def close(self, grace: float) -> None:
-        return None
-
-
 class Polls:
     """One collector polled through the real runner path (failure → `up` 0, evaluation, sweep);
     the clock advances one interval per poll and every event is schema-validated."""
 
-    def __init__(self, collector: RedisCollector, validate: Callable[..., Any]) -> None:
+    def __init__(self, collector: RedisCollector) -> None:
         self.collector = collector
         self.now = START
-        self.sink = CaptureSink(validate)
+        self.sink = RecordingSink()
         self.evaluator = Evaluator("test-host")
         self.runner = Runner([collector], [self.sink], self.evaluator, clock=lambda: self.now)
 
     async def poll(self) -> tuple[dict[str, Reading], list[Event]]:
         self.now += timedelta(seconds=self.collector.interval)
         seen = len(self.sink.events)
-        readings = await self.runner.poll(self.collector)
-        await self.runner.handle(self.collector, readings)
+        readings = await self.runner.pipeline.poll(self.collector)
+        await self.runner.pipeline.handle(self.collector, readings)
         return {r.check: r for r in readings}, self.sink.events[seen:]
 
 

@@ -3,7 +3,6 @@ absent hit rate resolves through `clear_for` like any other reading, not at once
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +23,7 @@ def hit_rate_events(events: list[Event]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-async def driven(redis_server: RedisServer, validate_event: Callable[..., Any]) -> Any:
+async def driven(redis_server: RedisServer) -> Any:
     """A collector whose clock is the runner's: each poll one interval later."""
     drive: Polls | None = None
 
@@ -35,7 +34,7 @@ async def driven(redis_server: RedisServer, validate_event: Callable[..., Any]) 
     collector = RedisCollector(
         redis_target(redis_server.url), backoff=Backoff(0.01, 0.05), clock=clock
     )
-    drive = Polls(collector, validate_event)
+    drive = Polls(collector)
     yield drive
     await collector.close()
 

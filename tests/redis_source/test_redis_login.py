@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.redis_source.harness import Crowd, RedisServer, raise_fd_limit, redis_target
@@ -59,14 +58,14 @@ async def logged_in(daemon: Running) -> None:
     ids=["requirepass-set", "requirepass-changed"],
 )
 async def test_a_changed_password_fires_while_the_kept_connection_works(
-    small_redis: RedisServer, before: str, said: str, validate_event: Any
+    small_redis: RedisServer, before: str, said: str
 ) -> None:
     admin = small_redis.probe  # the test's own connection: it stays authenticated throughout
     admin.config_set("requirepass", before)
     try:
         url = small_redis.url.replace("redis://", f"redis://:{before}@", 1) if before else ""
         collector = collector_for(url or small_redis.url)
-        async with Running(collector, validate_event) as daemon:
+        async with Running(collector) as daemon:
             await logged_in(daemon)
             admin.config_set("requirepass", "now-another")
             fired = await daemon.sink.wait_for(ALERT, "firing", BOUND)
@@ -85,12 +84,10 @@ async def test_a_changed_password_fires_while_the_kept_connection_works(
         admin.config_set("requirepass", "")
 
 
-async def test_a_full_server_refuses_the_probe_as_full(
-    small_redis: RedisServer, validate_event: Any
-) -> None:
+async def test_a_full_server_refuses_the_probe_as_full(small_redis: RedisServer) -> None:
     crowd = Crowd(small_redis)
     try:
-        async with Running(collector_for(small_redis.url), validate_event) as daemon:
+        async with Running(collector_for(small_redis.url)) as daemon:
             await logged_in(daemon)
             crowd.set_total(MAXCLIENTS)  # poolwatch, the test's own, and 18 sockets
             assert b"max number of clients reached" in crowd.refused()

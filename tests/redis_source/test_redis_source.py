@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 from structlog.testing import capture_logs
+from tests.recording import RecordingSink
 from tests.redis_source.harness import (
     Crowd,
     Polls,
@@ -23,7 +24,8 @@ from poolwatch.config import load as config
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Event
 from poolwatch.runtime.plan import build_collectors
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
+from poolwatch.runtime.settings import RuntimeSettings
 from poolwatch.sources.redis.collector import RedisCollector
 from poolwatch.sources.redis.info import CHECKS, UNITS
 
@@ -268,9 +270,7 @@ async def test_stopped_server_is_down_within_two_intervals_and_resolves(
     assert len(poolwatch_clients(own_redis)) == 1
 
 
-async def test_daemon_path_env_to_event(
-    redis_server: RedisServer, validate_event: Callable[..., Any]
-) -> None:
+async def test_daemon_path_env_to_event(redis_server: RedisServer) -> None:
     """The seed's variables → assemble → runner → an event, on the real schedule."""
     settings = config.load(
         env={
@@ -284,31 +284,18 @@ async def test_daemon_path_env_to_event(
     )
     collectors = await build_collectors(settings)
     assert [(c.source, c.instance) for c in collectors] == [("redis", "main")]
-    events: list[Event] = []
-    arrived = asyncio.Event()
-
-    class Sink:
-        name = "list"
-
-        async def start(self) -> None:
-            return None
-
-        async def send(self, event: Event) -> None:
-            validate_event(event.to_dict())
-            events.append(event)
-            arrived.set()
-
-        async def close(self, grace: float) -> None:
-            return None
-
+    sink = RecordingSink()  # validates every event against the schema
     stop = asyncio.Event()
-    runner = Runner(collectors, [Sink()], Evaluator("test-host"), shutdown_timeout=2)
+    runner = Runner(
+        collectors, [sink], Evaluator("test-host"), settings=RuntimeSettings(shutdown_timeout=2)
+    )
     task = asyncio.create_task(runner.run(stop))
     try:
-        await asyncio.wait_for(arrived.wait(), 10)
+        await sink.event(lambda _: True, within=10)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+    events = sink.events
     assert alerts(events[:1]) == [("RedisConnectionsHigh", "firing", "warning")]
     assert events[0].source == "redis"
     wait_for(lambda: not poolwatch_clients(redis_server), "poolwatch to close its connection")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,9 +16,11 @@ from poolwatch.config.rules import Rules
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import Reading
 from poolwatch.runtime.deadman import Pulse
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
+from poolwatch.runtime.view import RuntimeView
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.sink import WebhookSink
+from tests.eventually import eventually
 from tests.net import free_port
 from tests.stack.test_silences import SCHEMAS
 from tests.webhook.conftest import SECRET
@@ -72,41 +74,38 @@ def beats(receiver: Receiver) -> list[dict[str, object]]:
     return found
 
 
-async def until(condition: Callable[[], bool], deadline: float = 60) -> None:
-    async with asyncio.timeout(deadline):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.05)
-
-
 async def test_heartbeats_stop_while_a_collector_hangs(receiver: Receiver, tmp_path: Path) -> None:
     collector = Hangable()
-    runner = Runner([collector], [], Evaluator("test"))
     hook = WebhookSettings.model_validate(
         {"name": "audit", "url": receiver.url, "secret": SECRET, "heartbeat": "200ms"}
     )
-    sink = WebhookSink(hook, tmp_path, heartbeat=Pulse(runner.view, "test", "0").heartbeat)
-    runner.sinks = [sink]
+    made: list[WebhookSink] = []
+
+    def sinks(view: RuntimeView) -> list[WebhookSink]:
+        made.append(WebhookSink(hook, tmp_path, heartbeat=Pulse(view, "test", "0").heartbeat))
+        return made
+
+    runner = Runner([collector], sinks, Evaluator("test"))
+    (sink,) = made
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
-        await until(lambda: len(beats(receiver)) >= 2)
+        await eventually(lambda: len(beats(receiver)) >= 2, within=60)
         assert json.loads(receiver.answered()[0].body)["collectors"][0]["source"] == "fake"
 
         collector.hang = True
-        await until(lambda: sink.heartbeats["heartbeats_withheld"] >= 1)
-        await until(lambda: sink.stats().depth == 0)
+        await eventually(lambda: sink.heartbeats["heartbeats_withheld"] >= 1, within=60)
+        await eventually(lambda: sink.stats().depth == 0, within=60)
         sent, received = sink.heartbeats["heartbeats_sent"], len(beats(receiver))
         withheld = sink.heartbeats["heartbeats_withheld"]
         # three more heartbeat intervals, each decided "withheld": nothing was sent meanwhile
-        await until(lambda: sink.heartbeats["heartbeats_withheld"] >= withheld + 3)
+        await eventually(lambda: sink.heartbeats["heartbeats_withheld"] >= withheld + 3, within=60)
         assert sink.heartbeats["heartbeats_sent"] == sent
         assert sink.stats().depth == 0
         assert len(beats(receiver)) == received
 
         collector.released.set()  # the loop turns again: so do the heartbeats
-        await until(lambda: len(beats(receiver)) > received)
+        await eventually(lambda: len(beats(receiver)) > received, within=60)
         assert sink.metrics()["heartbeats_sent"] > sent
     finally:
         collector.released.set()

@@ -24,7 +24,7 @@ from poolwatch.runtime.health import liveness, readiness
 from poolwatch.runtime.listener import Listener
 from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.plan import build_collectors
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from tests.postgres.pgserver import PgServer
 from tests.stack.conftest import require
 
@@ -93,7 +93,7 @@ async def test_metrics_stay_valid_while_label_bearing_alerts_fire(
     runner = Runner(await build_collectors(load(path, env)), [], Evaluator("test"))
     listener = Listener(
         "127.0.0.1:0",
-        registry_for(runner.view, lambda: runner.sinks),
+        registry_for(runner.view, lambda: list(runner.sinks)),
         lambda: liveness(runner.view),
         lambda: readiness(runner.view),
     )
@@ -155,10 +155,12 @@ def test_reading_labels_named_like_the_series_own_are_prefixed() -> None:
         Reading("postgres", "main", "database_size_bytes", 20, "bytes", labels={"a.b": "x"}),
         Reading("postgres", "main", "database_size_bytes", 30, "bytes", labels={"a-b": "x"}),
     ]
-    runner.latest["postgres:main"] = {r.key: r for r in readings}
+    runner.pipeline.latest["postgres:main"] = {r.key: r for r in readings}
     rule = Rule.model_validate({"alert": "PostgreSQLDiskSpaceHigh", "warning": 1})
     now = datetime.now(UTC)
-    events = runner.evaluator.observe("postgres:main", readings, {"database_size_bytes": rule}, now)
+    events = runner.pipeline.evaluator.observe(
+        "postgres:main", readings, {"database_size_bytes": rule}, now
+    )
     assert len(events) == 3
 
     text = generate_latest(registry_for(runner.view, lambda: [])).decode()

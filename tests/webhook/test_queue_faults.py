@@ -9,19 +9,19 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
+from tests.eventually import eventually
 from tests.factories import make_event
 from tests.webhook.receiver import Answer, Receiver
 
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import now_utc
 from poolwatch.runtime.metrics import registry_for
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.runner import Runner
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.sink import WebhookSink, queue_path
 
@@ -68,12 +68,6 @@ def starts_with(path: Path, prefix: bytes) -> bool:
     return path.read_bytes().startswith(prefix)
 
 
-async def until(predicate: Any, within: float = 20) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - the receiver answers from its own thread
-            await asyncio.sleep(0.02)
-
-
 async def test_a_full_disk_after_a_2xx_sends_no_duplicate_storm(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -87,9 +81,10 @@ async def test_a_full_disk_after_a_2xx_sends_no_duplicate_storm(
         try:
             event = make_event(time=now_utc())
             await sink.send(event)
-            await until(lambda: len(receiver.requests) == 1)  # the 503: the event stays queued
+            # the 503: the event stays queued
+            await eventually(lambda: len(receiver.requests) == 1, within=20)
             filler = fill(state)
-            await until(lambda: len(receiver.answered(200)) == 1)
+            await eventually(lambda: len(receiver.answered(200)) == 1, within=20)
             with capture_logs() as logs:
                 await asyncio.sleep(3)  # 3 s of a full disk: at most 0.5 s apart, 6+ POSTs before
             assert [r.id for r in receiver.requests] == [event.id, event.id]
@@ -97,7 +92,8 @@ async def test_a_full_disk_after_a_2xx_sends_no_duplicate_storm(
             assert failed  # the settle keeps failing, and says so ...
             assert all("queue" in line["reason"] for line in failed)
             filler.unlink()
-            await until(lambda: sink.stats().depth == 0)  # ... until there is room again
+            # ... until there is room again
+            await eventually(lambda: sink.stats().depth == 0, within=20)
             await asyncio.sleep(0.5)
             assert len(receiver.answered(200)) == 1
         finally:
@@ -116,8 +112,8 @@ async def test_a_small_state_volume_loses_nothing(tmp_path: Path, receiver: Rece
                 event = make_event(time=now_utc())
                 sent.append(event.id)
                 await sink.send(event)
-            await until(lambda: len(receiver.answered(200)) == len(sent), within=60)
-            await until(lambda: sink.stats().depth == 0)
+            await eventually(lambda: len(receiver.answered(200)) == len(sent), within=60)
+            await eventually(lambda: sink.stats().depth == 0, within=20)
         finally:
             await sink.close(2)
         wal_size = wal_bytes(queue_path(state, "audit"))
@@ -143,7 +139,7 @@ async def test_a_damaged_queue_file_is_moved_aside_and_delivery_goes_on(
         assert starts_with(Path(damaged["moved_to"]), b"this is not a database")
         event = make_event(time=now_utc())
         await sink.send(event)
-        await until(lambda: [r.id for r in receiver.answered(200)] == [event.id])
+        await eventually(lambda: [r.id for r in receiver.answered(200)] == [event.id], within=20)
     finally:
         await sink.close(2)
 
@@ -157,7 +153,7 @@ async def test_a_queue_file_deleted_while_running_is_recreated(
     try:
         first = make_event(time=now_utc())
         await sink.send(first)
-        await until(lambda: len(receiver.answered(200)) == 1)
+        await eventually(lambda: len(receiver.answered(200)) == 1, within=20)
         path = queue_path(tmp_path, "audit")
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
@@ -165,7 +161,7 @@ async def test_a_queue_file_deleted_while_running_is_recreated(
         second = make_event(time=now_utc())
         with capture_logs() as logs:
             await sink.send(second)
-            await until(lambda: len(receiver.answered(200)) == 2)
+            await eventually(lambda: len(receiver.answered(200)) == 2, within=20)
         assert any(line["event"] == "queue_file_replaced" for line in logs)
         assert path.exists()
         assert [r.id for r in receiver.answered(200)] == [first.id, second.id]
@@ -181,14 +177,14 @@ async def test_an_event_no_sink_could_store_is_counted_and_named(
     with tmpfs(tmp_path / "state", "1m") as state:
         sink = WebhookSink(hook(receiver.url), state)
         runner = Runner([], [sink], Evaluator("test"))
-        await runner.start_sinks()
+        await runner.sinks.start()
         try:
             filler = fill(state)
             event = make_event(time=now_utc())
             with capture_logs() as logs:
-                await runner.deliver([event])
+                await runner.pipeline.deliver([event])
             filler.unlink()
-            text = generate_latest(registry_for(runner.view, lambda: runner.sinks)).decode()
+            text = generate_latest(registry_for(runner.view, lambda: list(runner.sinks))).decode()
         finally:
             await sink.close(1)
     (failed,) = [line for line in logs if line["event"] == "sink_failed"]

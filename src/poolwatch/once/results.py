@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from poolwatch.core.context import thaw
 from poolwatch.core.describe import age, describe_reading, number
@@ -20,8 +20,7 @@ from poolwatch.core.matchers import alert_fields
 from poolwatch.core.model import Reading, Severity
 from poolwatch.core.mute import Mute
 from poolwatch.core.text import printable
-from poolwatch.runtime.limits import notes_for
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.limits import Origin, notes_for
 from poolwatch.sources import Collector
 
 
@@ -122,17 +121,23 @@ def results_for(collector: Collector, readings: Sequence[Reading]) -> list[Resul
     return results
 
 
-async def check_once(runner: Runner) -> list[Result]:
+class Polls(Protocol):
+    """What `--once` needs of the pipeline: one poll, a failure as data."""
+
+    async def poll(self, collector: Collector) -> list[Reading]: ...
+
+
+async def check_once(polls: Polls, collectors: Sequence[Collector], origin: Origin) -> list[Result]:
     """Poll every collector once, concurrently, each under its own timeout; a result whose
     check has a setting that cannot fire against the server's limit carries that note, as
     the daemon logs it."""
-    polled = await asyncio.gather(*(runner.poll(c) for c in runner.collectors))
+    polled = await asyncio.gather(*(polls.poll(c) for c in collectors))
     results: list[Result] = []
-    for collector, readings in zip(runner.collectors, polled, strict=True):
+    for collector, readings in zip(collectors, polled, strict=True):
         notes: dict[tuple[str, str], list[str]] = {}
         for note in notes_for(collector, readings):
-            origin = runner.limits.origin(note.source, note.instance, note.setting)
-            notes.setdefault((note.instance, note.check), []).append(note.describe(origin))
+            origin_of = origin(note.source, note.instance, note.setting)
+            notes.setdefault((note.instance, note.check), []).append(note.describe(origin_of))
         for result in results_for(collector, readings):
             said = notes.get((result.reading.instance, result.reading.check))
             results.append(replace(result, notes=tuple(said)) if said else result)

@@ -19,11 +19,10 @@ from poolwatch.once.formats.nagios import status_of, write_nagios
 from poolwatch.once.notify import firing_events
 from poolwatch.once.results import check_once, mark_muted, worst, write_json, write_table
 from poolwatch.once.select import Selection
-from poolwatch.runtime.daemon import scrubber_for
-from poolwatch.runtime.limits import LimitWatch
 from poolwatch.runtime.muting import current_mutes, stored_silences
 from poolwatch.runtime.plan import build_sinks
-from poolwatch.runtime.scheduler import Runner
+from poolwatch.runtime.reload import scrubber_for, settings_for
+from poolwatch.runtime.runner import Runner
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host.name import host_name
 
@@ -59,12 +58,11 @@ async def once(
         [item.build() for item in await selection.plan(config)],
         build_sinks(config, stdout=False) if notify else [],
         Evaluator(host),
-        shutdown_timeout=config.shutdown_timeout,
-        scrub=scrub,
-        limits=LimitWatch(config.origin_of),
+        settings=settings_for(config, scrub),
     )
     try:
-        results = [r for r in await check_once(runner) if selection.keeps(r)]
+        checked = await check_once(runner.pipeline, runner.collectors, config.origin_of)
+        results = [r for r in checked if selection.keeps(r)]
         mutes = current_mutes(stored_silences(config.state_dir), config.maintenance, now_utc())
         results = mark_muted(results, mutes, now_utc())
         counted = results if include_muted else [r.unmuted() for r in results]
@@ -79,12 +77,11 @@ async def once(
         out.flush()
         if notify:
             try:
-                await runner.start_sinks()
+                await runner.sinks.start()  # on failure, closes those it had opened
             except SinkError as exc:
-                runner.sinks = []  # start_sinks closed the ones it had opened
                 print(f"poolwatch: --notify: {exc}", file=sys.stderr)
             else:
-                await runner.deliver(firing_events(counted, host))
+                await runner.pipeline.deliver(firing_events(counted, host))
     finally:
         # durable sinks keep what they could not deliver within shutdown_timeout
         await runner.shutdown()

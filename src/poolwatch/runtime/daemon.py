@@ -1,4 +1,5 @@
-"""Wiring of the daemon (until SIGTERM); `--once` is wired in `poolwatch.once.run`.
+"""Wiring of the daemon (until SIGTERM); `--once` is wired in `poolwatch.once.run`, a reload
+in `poolwatch.runtime.reload`.
 
 The CLI parses arguments and maps outcomes to exit codes; everything that builds and connects
 parts lives here, so that the command line stays a thin shell over it.
@@ -12,17 +13,14 @@ import signal
 from pathlib import Path
 
 from poolwatch import __version__, logs
-from poolwatch.config.load import ConfigError, load
 from poolwatch.config.model import Config
-from poolwatch.config.secrets import secret_values
 from poolwatch.core.evaluate import Evaluator
-from poolwatch.core.secrets import Scrubber
 from poolwatch.runtime import heartbeat
 from poolwatch.runtime.deadman import Pulse
-from poolwatch.runtime.limits import LimitWatch
 from poolwatch.runtime.muting import MuteWatch
 from poolwatch.runtime.plan import build_sinks, plan
-from poolwatch.runtime.scheduler import Runner, owner_of
+from poolwatch.runtime.reload import Reloader, scrubber_for, settings_for
+from poolwatch.runtime.runner import Runner
 from poolwatch.silences.store import SilenceStore
 from poolwatch.sinks import SinkError
 from poolwatch.sources.host.name import host_name
@@ -34,11 +32,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class StartError(Exception):
     """The daemon cannot start (a port it cannot bind, a sink it cannot open); `str()` is the
     one line for stderr."""
-
-
-def scrubber_for(config: Config) -> Scrubber:
-    """The scrubber of every secret the configuration declares."""
-    return Scrubber(secret_values(config))
 
 
 async def daemon(config: Config, path: Path | None) -> None:
@@ -92,18 +85,14 @@ async def _daemon(config: Config, path: Path | None) -> None:
     host = host_name(config.host.rootfs)
     runner = Runner(
         [],
-        [],
+        # the sinks' heartbeat and watchdog read the runtime's view: built from it
+        lambda view: build_sinks(config, pulse=Pulse(view, host, __version__)),
         Evaluator(host),
-        shutdown_timeout=config.shutdown_timeout,
-        log_samples=config.log_samples,
-        scrub=scrubber_for(config),
-        limits=LimitWatch(config.origin_of),
+        settings=settings_for(config),
     )
-    # the sinks' heartbeat and watchdog read the runner, so they are built once it exists
-    runner.sinks = build_sinks(config, pulse=Pulse(runner.view, host, __version__))
-    muting = MuteWatch(SilenceStore(config.state_dir), config.maintenance, runner, host)
-    await runner.apply(await plan(config))
-    reloader = Reloader(runner, config, path, muting)
+    muting = MuteWatch(SilenceStore(config.state_dir), config.maintenance, runner.pipeline, host)
+    await runner.reconciler.apply(await plan(config))
+    reloader = Reloader(runner.reconciler, runner.configure, config, path, muting)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     beat = heartbeat.Heartbeat(config.state_dir / heartbeat.FILE_NAME, runner.view)
     listener = None
@@ -115,7 +104,7 @@ async def _daemon(config: Config, path: Path | None) -> None:
 
         listener = Listener(
             config.listen,
-            registry_for(runner.view, lambda: runner.sinks, muted=runner.muted),
+            registry_for(runner.view, lambda: list(runner.sinks), muted=runner.pipeline.muted),
             lambda: liveness(runner.view, heartbeat=beat),
             lambda: readiness(runner.view),
         )
@@ -148,59 +137,3 @@ async def _daemon(config: Config, path: Path | None) -> None:
         beat.remove()
         if listener is not None:
             await listener.close()
-
-
-class Reloader:
-    """SIGHUP: validate the config again; apply it, or keep running on the old one and say why.
-
-    Sources whose connection settings did not change keep their connections; rules, intervals
-    and timeouts apply from the next poll. Sinks, the listener and logging are wired once at
-    start: changing them needs a restart, and a reload says so.
-    """
-
-    RESTART_KEYS = ("webhooks", "alertmanager", "listen", "log_format", "state_dir")
-
-    def __init__(
-        self, runner: Runner, config: Config, path: Path | None, muting: MuteWatch | None = None
-    ) -> None:
-        self._runner, self._config, self._path = runner, config, path
-        self._muting = muting
-        self._log = logs.get_logger()
-        self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def request(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def cancel(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-
-    async def reload(self) -> None:
-        async with self._lock:
-            try:
-                config = load(self._path)
-            except ConfigError as exc:
-                self._log.error("reload_failed", reason=str(exc), running="previous configuration")
-                return
-            old = self._config.model_dump()
-            new = config.model_dump()
-            pending = [key for key in self.RESTART_KEYS if old[key] != new[key]]
-            if pending:
-                self._log.warning("reload_needs_restart", keys=pending)
-            for note in config.notes:
-                self._log.warning("config_note", note=note)
-            scrub = scrubber_for(config)  # the new config's secrets, from now on
-            logs.configure(self._config.log_format, scrubber=scrub)
-            self._runner.scrub = scrub
-            self._runner.shutdown_timeout = config.shutdown_timeout
-            self._runner.log_samples = config.log_samples
-            self._runner.limits.origin = config.origin_of
-            running = [owner_of(c) for c in self._runner.collectors]
-            outcome = await self._runner.apply(await plan(config, running))
-            if self._muting is not None:
-                self._muting.windows = list(config.maintenance)
-            self._config = config
-            self._log.info("reloaded", collectors=outcome)

@@ -66,6 +66,10 @@ class LimitWatch:
                 )
         self._notes[owner] = now
 
+    def use(self, origin: Origin) -> None:
+        """Name origins from a reloaded configuration from now on."""
+        self.origin = origin
+
     def forget(self, owner: str) -> None:
         self._notes.pop(owner, None)
 

@@ -14,13 +14,13 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from poolwatch.core.model import now_utc, rfc3339
 from poolwatch.core.mute import Mute
 from poolwatch.core.notices import SilenceNotice
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
-from poolwatch.runtime.scheduler import Runner
 from poolwatch.silences.settings import MaintenanceWindow
 from poolwatch.silences.store import FILE_NAME, Silence, SilenceStore
 
@@ -49,20 +49,27 @@ def stored_silences(state_dir: Path) -> list[Silence]:
     return SilenceStore(state_dir).all()
 
 
+class Mutes(Protocol):
+    """What muting needs of the pipeline: to take the mutes in force, and to announce."""
+
+    async def set_mutes(self, mutes: Sequence[Mute]) -> None: ...
+
+    async def announce(self, notice: SilenceNotice) -> None: ...
+
+
 class MuteWatch:
     def __init__(
         self,
         store: SilenceStore,
         windows: Sequence[MaintenanceWindow],
-        runner: Runner,
+        target: Mutes,
         host: str,
         *,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self.store = store
-        self.windows = list(windows)
-        """The config's windows; a reload replaces them."""
-        self.runner = runner
+        self._windows = list(windows)
+        self._target = target
         self.host = host
         self.clock = clock
         self._silences: list[Silence] = []
@@ -81,6 +88,10 @@ class MuteWatch:
             self._report(exc)
         await self.tick()
         self._task = asyncio.create_task(self._every(), name="muting")
+
+    def use_windows(self, windows: Sequence[MaintenanceWindow]) -> None:
+        """A reloaded configuration's windows, from the next read on."""
+        self._windows = list(windows)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -108,7 +119,7 @@ class MuteWatch:
             self._failing = False
         notices = self._silence_notices(now) + self._window_notices(now)
         await self._announce(notices, now)
-        await self.runner.set_mutes(current_mutes(self._silences, self.windows, now))
+        await self._target.set_mutes(current_mutes(self._silences, self._windows, now))
 
     def _silence_notices(self, now: datetime) -> list[tuple[str, SilenceNotice]]:
         found: list[tuple[str, SilenceNotice]] = []
@@ -137,7 +148,7 @@ class MuteWatch:
 
     def _window_notices(self, now: datetime) -> list[tuple[str, SilenceNotice]]:
         found: list[tuple[str, SilenceNotice]] = []
-        current = {w.id: w for w in self.windows}
+        current = {w.id: w for w in self._windows}
         for ident, (window, starts, ends) in list(self._open.items()):
             occurrence = current[ident].schedule().occurrence_at(now) if ident in current else None
             if occurrence != (starts, ends):
@@ -148,7 +159,7 @@ class MuteWatch:
                         self._window("ended", window, starts, min(ends, now), now),
                     )
                 )
-        for window in self.windows:
+        for window in self._windows:
             occurrence = window.schedule().occurrence_at(now)
             if occurrence is None or window.id in self._open:
                 continue
@@ -193,7 +204,7 @@ class MuteWatch:
             sent = await asyncio.to_thread(self.store.announced, [key for key, _ in waiting])
             for key, notice in waiting:
                 if key not in sent:
-                    await self.runner.announce(notice)
+                    await self._target.announce(notice)
             await asyncio.to_thread(self.store.claim, [key for key, _ in waiting], now)
         except Exception as exc:
             self._report(exc)

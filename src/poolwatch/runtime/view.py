@@ -1,9 +1,9 @@
 """What the parts that report on the runner may read of it: the metrics endpoint, the health
 endpoints and the heartbeat file.
 
-They take a `RuntimeView`, not the `Runner`, so that they cannot start, stop or reconfigure
-anything, and so that the runner's fields can change without them noticing. The runner's view
-(`Runner.view`) reads its state live: a reload that changes the collectors shows at once.
+They take a `RuntimeView`, not the runtime's parts, so that they cannot start, stop or
+reconfigure anything. The pipeline is the view (`Runner.view`): each call reads its state as it
+is then, so a reload that changes the collectors shows at once, and hands out copies.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class RuntimeView(Protocol):
         ...
 
     def stats(self) -> Stats:
-        """The runner's counters, as they are now."""
+        """The runner's counters, as they are now (a copy: the live ones go on counting)."""
         ...
 
     def started(self) -> float | None:

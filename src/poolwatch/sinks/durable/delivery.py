@@ -9,6 +9,9 @@ Protocol-agnostic on purpose: the webhook sink plugs in an HTTP POST, the Alertm
 
 An item leaves the queue only on Delivered or Reject, so a crash at any point re-sends at most the
 item that was in flight (at-least-once).
+
+Its time is injected (`monotonic`, `wall`, `sleep`): every wait goes through `sleep`, so a test
+drives backoffs and the shutdown deadline on a fake clock.
 """
 
 from __future__ import annotations
@@ -80,10 +83,20 @@ class DeliveryStats:
 class DeliveryLoop:
     """One task per sink: head of the queue → deliver → remove / retry / dead-letter."""
 
-    def __init__(self, queue: DurableQueue, deliver: DeliverOne, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        queue: DurableQueue,
+        deliver: DeliverOne,
+        backoff: Backoff,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.queue = queue
         self.deliver = deliver
         self.backoff = backoff
+        self._monotonic, self._wall, self._sleep = monotonic, wall, sleep
         self.delivered = 0
         self.failures = 0
         self.dead_lettered = 0
@@ -126,12 +139,10 @@ class DeliveryLoop:
         """
         if self._task is None:
             return
-        self._deadline = time.monotonic() + grace
+        self._deadline = self._monotonic() + grace
         self._stopping.set()
         self._wake.set()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await self._settled.wait()
+        await self._until(self._settled, grace)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -144,7 +155,7 @@ class DeliveryLoop:
 
     async def _run(self) -> None:
         failures = 0
-        next_expire = time.monotonic() + _EXPIRE_EVERY
+        next_expire = self._monotonic() + _EXPIRE_EVERY
         # an answer the queue could not yet record: settled again (with backoff) before anything
         # is sent, never re-POSTed (a full or read-only disk would otherwise turn one 2xx into a
         # storm of duplicates)
@@ -158,8 +169,8 @@ class DeliveryLoop:
                         self._log.info("delivery_recovered", attempts=failures + 1)
                         failures = 0
                         continue
-                    if time.monotonic() >= next_expire:
-                        next_expire = time.monotonic() + _EXPIRE_EVERY
+                    if self._monotonic() >= next_expire:
+                        next_expire = self._monotonic() + _EXPIRE_EVERY
                         await self.queue.expire()
                     self._wake.clear()  # before head(): a put during it still wakes _idle
                     item = await self.queue.head()
@@ -194,9 +205,20 @@ class DeliveryLoop:
             self._settled.set()
 
     async def _idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_EXPIRE_EVERY):
-                await self._wake.wait()
+        await self._until(self._wake, _EXPIRE_EVERY)
+
+    async def _until(self, event: asyncio.Event, seconds: float) -> None:
+        """Wait until `event` is set, or `seconds` of the injected clock have passed."""
+        if event.is_set():
+            return
+        setting = asyncio.ensure_future(event.wait())
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait((setting, sleeping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (setting, sleeping):
+                task.cancel()
+            await asyncio.gather(setting, sleeping, return_exceptions=True)
 
     async def _settle(self, item: Item, outcome: Delivered | Reject) -> None:
         if isinstance(outcome, Reject):
@@ -204,7 +226,7 @@ class DeliveryLoop:
             return
         await self.queue.remove(item)
         self.delivered += 1
-        self.last_delivered_at = time.time()
+        self.last_delivered_at = self._wall()
 
     async def _attempt(self, item: Item) -> Outcome:
         try:
@@ -217,20 +239,18 @@ class DeliveryLoop:
 
         A stop during the sleep is noticed at once, so a long backoff never holds up shutdown.
         """
-        until = time.monotonic() + delay
+        until = self._monotonic() + delay
         if self._deadline is None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
+            await self._until(self._stopping, delay)
         if self._deadline is not None and until > self._deadline:
             return False
-        await asyncio.sleep(max(0.0, until - time.monotonic()))
+        await self._sleep(max(0.0, until - self._monotonic()))
         return True
 
     def _failed(self, key: str | None, reason: str, failures: int, delay: float) -> None:
         self.failures += 1
         self.last_error = reason
-        self.last_error_at = time.time()
+        self.last_error_at = self._wall()
         age = self.queue.oldest_age()
         self._log.warning(
             "delivery_failed",
@@ -246,7 +266,7 @@ class DeliveryLoop:
         await self.queue.dead_letter(item, outcome.status, outcome.reason, outcome.response)
         self.dead_lettered += 1
         self.last_error = outcome.reason
-        self.last_error_at = time.time()
+        self.last_error_at = self._wall()
         self._log.error(
             "delivery_rejected",
             item=item.key,

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench                 # the full run (about 22 minutes)
     .venv/bin/python -m bench --quick         # a smoke run: fewer repetitions, smaller numbers
-    .venv/bin/python -m bench --only once     # some measurements: once, latency, cpu, soak, churn
+    .venv/bin/python -m bench --only once     # some measurements: once, latency, cpu, soak, churn,
+                                              # watched
 
 Run it as root from the repository root on a machine provisioned by tests/provision/ (PostgreSQL
 15, Redis, a Docker engine with poolwatch-test/busybox). Exit 0 when every measurement was
@@ -24,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import churn, measure
+from bench import churn, measure, watched
 from bench.report import Report, verdict
 from bench.stack import BenchError, Stack, docker
 from bench.stats import MIB, median, percentile, spread
 
-MEASUREMENTS = ("once", "latency", "cpu", "soak", "churn")
+MEASUREMENTS = ("once", "latency", "cpu", "soak", "churn", "watched")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,14 @@ class Plan:
     intervals: tuple[float, ...]
     soak_minutes: float
     churn: ChurnPlan
+    watched: WatchedPlan
+
+
+@dataclass(frozen=True)
+class WatchedPlan:
+    tables: int
+    seconds: float
+    """The window each `size_interval` is measured over."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +70,11 @@ class ChurnPlan:
 
 FULL = Plan(
     (0, 50, 200), 5, 5, 3, 20.0, 10.0, 12.0, 20, (1.0, 5.0), 10.0,
-    ChurnPlan(10.0, 3.0, 30.0, 60.0, 10.0),
+    ChurnPlan(10.0, 3.0, 30.0, 60.0, 10.0), WatchedPlan(20_000, 60.0),
 )  # fmt: skip
 QUICK = Plan(
     (0, 10), 3, 2, 2, 5.0, 4.0, 4.0, 3, (1.0,), 1.0,
-    ChurnPlan(0.2, 2.0, 4.0, 0.0, 4.0),
+    ChurnPlan(0.2, 2.0, 4.0, 0.0, 4.0), WatchedPlan(500, 3.0),
 )  # fmt: skip
 
 
@@ -176,6 +185,8 @@ class Run:
                 self.step("soak", lambda: self.soak(probe))
             if "churn" in self.only:
                 self.step("churn", lambda: self.churn(probe))
+            if "watched" in self.only:  # last: its tables make every size read dearer
+                self.step("watched", lambda: self.watched(probe))
         finally:
             probe.close()
         self.notes()
@@ -382,6 +393,38 @@ class Run:
                 f"churn soak: {len(result.churn_errors)} docker commands failed, the first: "
                 f"{result.churn_errors[0]}"
             )
+
+    def watched(self, probe: measure.PgProbe) -> None:
+        plan = self.plan.watched
+        watched.create_tables(self.stack, probe, plan.tables)
+        try:
+            files = watched.files(self.stack)
+            costs = [
+                watched.backend_cost(self.stack, probe, size_interval, plan.seconds)
+                for size_interval in ("1s", "5m")
+            ]
+        finally:
+            watched.drop_tables(probe)
+        where = f"interval 1 s, {plan.tables:,} tables ({files:,} files), {plan.seconds:g} s"
+        for cost in costs:
+            before = cost.size_interval == "1s"
+            self.report.add(
+                "poolwatch's own PostgreSQL backend: CPU",
+                f"{where}, size_interval {cost.size_interval}"
+                + (" (every poll, as before)" if before else " (the default)"),
+                f"{cost.share * 100:.2f} % of a core, {cost.per_poll * 1000:.1f} ms per poll "
+                f"({cost.polls:g} polls)",
+                "—",
+                "" if before else "< 2 % of a core",
+                "" if before else verdict(cost.share < 0.02),
+            )
+        every, default = costs
+        read = every.per_poll - default.per_poll
+        self.report.note(
+            f"watched: a size read costs poolwatch's backend about {read * 1000:.0f} ms of CPU "
+            f"(per poll at size_interval 1s minus per poll at 5m); at 5m that adds "
+            f"{read / 300 * 100:.3f} % of a core, amortised."
+        )
 
     # --- notes ---------------------------------------------------------------------------------
 

@@ -77,3 +77,22 @@ def test_bench_login_probe_prints_its_tables() -> None:
         assert row in done.stdout
     assert "| 30s (default) |" in done.stdout
     assert "| off | 0.0 | 0 | — |" in done.stdout
+
+
+@pytest.mark.integration
+def test_bench_quick_watched_prints_the_backend_cpu_before_and_after() -> None:
+    """The watched-cost measurement end to end with 500 tables: both rows are there, measured.
+    The numbers are not judged (3 s windows decide nothing)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "watched"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for size_interval in ("1s (every poll, as before)", "5m (the default)"):
+        assert f", size_interval {size_interval} | " in done.stdout
+    assert "% of a core" in done.stdout
+    assert "NOT MEASURED" not in done.stdout

@@ -74,7 +74,9 @@ def alerts(events: Sequence[Event]) -> list[tuple[str, str]]:
 def make_collector(dsn: str, **rules: Rule) -> PostgresCollector:
     target = config.load(env={"POOLWATCH_POSTGRES_DSN": dsn}).postgres.targets[0]
     merged = {**target.rules, **rules}
-    return PostgresCollector(target.model_copy(update={"rules": merged}))
+    # every catalog read on every poll: the size read too, not only every `size_interval`
+    every_poll = {"rules": merged, "size_interval": target.interval}
+    return PostgresCollector(target.model_copy(update=every_poll))
 
 
 async def test_catalog_lock_is_monitoring_blocked_not_down(pg: PgServer, load: Load) -> None:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _LOOKAHEAD = timedelta(hours=3)
 """Wall times up to this far after now can already have begun (the autumn's repeated hour;
@@ -52,6 +50,8 @@ def weekly_cron(days: list[str], start: str) -> str:
 
 
 def check_cron(expression: str) -> str:
+    from croniter import croniter  # here, not at import: 8 ms of every start, a `--once` too
+
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
         raise ScheduleError(
             f"cron {expression!r}: expected five fields (minute hour day month weekday), "
@@ -91,6 +91,8 @@ class Schedule:
         wall_now = now.astimezone(self.tz).replace(tzinfo=None)
         horizon = wall_now - self.duration - _LOOKAHEAD
         found: tuple[datetime, datetime] | None = None
+        from croniter import croniter  # see check_cron
+
         starts = croniter(self.cron, wall_now + _LOOKAHEAD)
         for _ in range(_MAX_CANDIDATES):
             wall_start: datetime = starts.get_prev(datetime)

@@ -108,9 +108,16 @@ class _Judged(Protocol):
     timeout: float
 
 
-RETAKEN: dict[str, object] = {"rules": {}, "interval": 0.0, "timeout": 0.0, "probe_interval": None}
+RETAKEN: dict[str, object] = {
+    "rules": {},
+    "interval": 0.0,
+    "timeout": 0.0,
+    "probe_interval": None,
+    "size_interval": 0.0,
+}
 """What a running collector takes over from a reload without reconnecting (`reconfigure`), with
-the neutral value it has in an identity; `probe_interval` only where the settings have one."""
+the neutral value it has in an identity; `probe_interval` and `size_interval` only where the
+settings have one."""
 
 
 def planned(owner: str, settings: Frozen, build: Callable[[], Collector]) -> Planned:

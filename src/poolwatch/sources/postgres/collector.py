@@ -145,6 +145,11 @@ class _Poll:
     """Why no slot is left for an ordinary role (the count reached the server's limit)."""
 
 
+SIZES_EARLY = 0.1
+"""The share of `interval` a size read may come early: more than a poll's jitter, so a read due
+at 300.004 s does not slip to the poll after the one at 300.001 s."""
+
+
 class PostgresCollector:
     """One target: one persistent asyncpg connection, a lock-free count, then the catalog reads."""
 
@@ -163,6 +168,7 @@ class PostgresCollector:
         self.rules: Rules = target.rules
         self.limit_override = target.max_connections
         self.include_query_text = target.include_query_text
+        self.size_interval = target.size_interval
         self.last_poll_partial = False
         self._dsn = libpq_uri(target.dsn)  # checked at load (`PostgresTarget`)
         self._password = target.password.get_secret_value() if target.password else None
@@ -184,6 +190,10 @@ class PostgresCollector:
         """Configured limits the server's own undercuts (`max_connections` above it)."""
         self._deadlocks: Counters | None = None
         self._sessions: dict[str, Counters] | None = None
+        self._sizes: list[Reading] = []
+        """The last size read's readings, reported again until the next one."""
+        self._sizes_at: float | None = None
+        """When the last size read succeeded (`clock`); None: never, so the next poll reads."""
         self._log = get_logger(source=SOURCE, instance=self.instance)
         self.probe = LoginProbe(
             SOURCE,
@@ -226,6 +236,7 @@ class PostgresCollector:
         statement and lock timeouts, the last two on the live session at the next poll."""
         self.rules, self.interval = target.rules, target.interval
         self.include_query_text = target.include_query_text
+        self.size_interval = target.size_interval
         self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout, self._step = target.timeout, target.timeout * 0.3
@@ -286,9 +297,7 @@ class PostgresCollector:
         row = await self._detail(conn, queries.DEADLOCKS, poll, deadline)
         if row is not None:
             self._deadlock_reading(row, core["started"], poll)
-        row = await self._detail(conn, queries.SIZES, poll, deadline)
-        if row is not None:
-            self._size_readings(row, poll)
+        await self._sizes_read(conn, poll, deadline)
 
         if poll.blocked:
             whom = await self._blockers(conn, deadline)
@@ -551,6 +560,25 @@ class PostgresCollector:
         poll.sessions = sessions.session_counters(row["sessions"], started)
         for check, grown in sessions.session_deltas(self._sessions, poll.sessions).items():
             poll.readings.append(self._reading(check, grown, sessions.UNIT))
+
+    async def _sizes_read(self, conn: Any, poll: _Poll, deadline: float) -> None:
+        """The database sizes, read every `size_interval` (the poll that comes within a tenth of
+        `interval` of it takes it; every poll when it is not longer than `interval`), the last
+        ones reported in between so they stay present and their alerts neither resolve nor
+        flap. `pg_database_size` stats every file: with 20,000 tables it is most of what a poll
+        costs the server. A read that fails is tried again at the next poll and reports nothing
+        (a partial poll, which resolves nothing)."""
+        now = self._clock()
+        if self._sizes_at is not None and self.size_interval > self.interval:
+            due = self._sizes_at + self.size_interval - self.interval * SIZES_EARLY
+            if now < due:
+                poll.readings += self._sizes
+                return
+        row = await self._detail(conn, queries.SIZES, poll, deadline)
+        if row is not None:
+            before = len(poll.readings)
+            self._size_readings(row, poll)
+            self._sizes, self._sizes_at = poll.readings[before:], now
 
     def _size_readings(self, row: Any, poll: _Poll) -> None:
         seen: set[str] = set()

@@ -11,6 +11,7 @@ from pydantic import Field
 from poolwatch.config.fields import (
     REDACTED_URL,
     SENSITIVE,
+    Duration,
     DurationOrOff,
     Name,
     Secret,
@@ -69,6 +70,8 @@ class PostgresTarget(Judged):
     include_query_text: bool = False
     probe_interval: DurationOrOff = None
     """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
+    size_interval: Duration = 300.0
+    """Seconds between reads of the database sizes; inherited from the section (default 5 min)."""
 
 
 class PostgresSettings(TargetedSettings):
@@ -81,6 +84,7 @@ class PostgresSettings(TargetedSettings):
         "max_connections",
         "include_query_text",
         "probe_interval",
+        "size_interval",
     )
     ENVIRONMENT: ClassVar[tuple[EnvVar, ...]] = (
         EnvVar("POSTGRES_CONN_WARNING", ("rules", "connections", "warning")),
@@ -96,4 +100,8 @@ class PostgresSettings(TargetedSettings):
     literals replaced: off by default, since a query's values may hold personal data."""
     probe_interval: DurationOrOff = 30.0
     """A fresh login (connect, authenticate, `SELECT 1`, close) this often; `off`: none."""
+    size_interval: Duration = 300.0
+    """`pg_database_size` stats every file of every database: read this often, not every poll
+    (the last sizes are reported in between). Sizes change slowly; a disk-space alert needs them
+    minutes old at most, not seconds."""
     targets: list[PostgresTarget] = []

@@ -54,6 +54,7 @@ from poolwatch.sources.postgres.dsn import libpq_uri
 from poolwatch.sources.postgres.holders import holders_context
 from poolwatch.sources.postgres.queries import Detail, raw_text
 from poolwatch.sources.postgres.settings import PostgresTarget
+from poolwatch.sources.reconnect import ReconnectGate
 
 SOURCE = "postgres"
 APPLICATION_NAME = "poolwatch"
@@ -167,7 +168,6 @@ class PostgresCollector:
         self._dsn = libpq_uri(target.dsn)  # checked at load (`PostgresTarget`)
         self._password = target.password.get_secret_value() if target.password else None
         self._clock = clock
-        self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
         # connect, query, reconnect, query again: three steps must fit the runner's timeout
         self._step = target.timeout * 0.3
         self._statement_timeout = self._step * 0.8
@@ -175,16 +175,19 @@ class PostgresCollector:
         self._retimed = False
         self._conn: Any = None
         self._lock = asyncio.Lock()
-        self._failures = 0
-        self._retry_at = 0.0
-        self._saturated = False
-        self._failure = ""
         self._limit: float | None = None
         self.limit_notes: list[LimitNote] = []
         """Configured limits the server's own undercuts (`max_connections` above it)."""
         self._deadlocks: Counters | None = None
         self._sessions: dict[str, Counters] | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        self.gate = ReconnectGate(
+            self._log,
+            failed_event="postgres_connect_failed",
+            recovered_event="postgres_reconnected",
+            backoff=backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP),
+            clock=clock,
+        )
         self.probe = LoginProbe(
             SOURCE,
             self.instance,
@@ -389,11 +392,11 @@ class PostgresCollector:
         return isinstance(exc, connection_errors) or state.startswith(("08", "57P"))
 
     async def _connect(self) -> Any:
-        wait = self._retry_at - self._clock()
-        if wait > 0:
-            if self._saturated:
+        closed = self.gate.closed()
+        if closed is not None:
+            if self.gate.saturated:
                 raise _SaturatedError
-            raise SourceError(f"{self._failure}; next reconnect attempt in {wait:.0f}s")
+            raise SourceError(closed)
         started = self._clock()
         try:
             conn = await asyncpg.connect(
@@ -410,23 +413,13 @@ class PostgresCollector:
                 },
             )
         except Exception as exc:
-            self._failures += 1
-            delay = self.backoff.delay(self._failures)
-            self._retry_at = self._clock() + delay
-            self._saturated = _sqlstate(exc) == TOO_MANY_CONNECTIONS
-            self._failure = SATURATED_MESSAGE if self._saturated else _reason(exc)
-            self._log.warning(
-                "postgres_connect_failed",
-                reason=self._failure,
-                attempt=self._failures,
-                retry_in_seconds=round(delay, 1),
-            )
-            if self._saturated:
+            saturated = _sqlstate(exc) == TOO_MANY_CONNECTIONS
+            self.gate.failed(SATURATED_MESSAGE if saturated else _reason(exc), saturated=saturated)
+            if saturated:
                 raise _SaturatedError from None
-            raise SourceError(f"cannot connect: {self._failure}") from None
-        if self._failures:
-            self._log.info("postgres_reconnected", attempts=self._failures)
-        self._conn, self._failures, self._retry_at, self._saturated = conn, 0, 0.0, False
+            raise SourceError(f"cannot connect: {self.gate.reason}") from None
+        self.gate.succeeded()
+        self._conn = conn
         self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         return conn
 

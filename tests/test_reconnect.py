@@ -28,12 +28,11 @@ class Clock:
 
 
 def gate(clock: Clock, backoff: Backoff | None = None) -> ReconnectGate:
-    return ReconnectGate(
+    return ReconnectGate.connection(
+        "demo",
         get_logger(source="demo", instance="a"),
-        failed_event="demo_connect_failed",
-        recovered_event="demo_reconnected",
-        backoff=backoff if backoff is not None else Backoff(4.0, 30.0, rand=lambda lo, hi: lo),
-        clock=clock,
+        backoff if backoff is not None else Backoff(4.0, 30.0, rand=lambda lo, hi: lo),
+        clock,
     )
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 from structlog.testing import capture_logs
 
-from poolwatch.core.backoff import Backoff
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.alertmanager.sink import AlertmanagerSink
 from poolwatch.sinks.durable.delivery import Delivered, DeliveryStats, Outcome
@@ -69,9 +68,7 @@ async def test_the_timer_outlives_a_failing_round(tmp_path: Path) -> None:
         tmp_path / "q.sqlite3",
         _delivered,
         lambda: httpx.AsyncClient(transport=httpx.MockTransport(_ok)),
-        max_items=10,
-        max_age=60.0,
-        backoff=Backoff(0.01, 0.05),
+        WebhookSettings.model_validate({"name": "timer", "url": "http://hook/"}),
     )
     await parts.start()
     try:

@@ -53,6 +53,24 @@ class ReconnectGate:
         """The last attempt was refused because the server is full."""
         self._retry_at = 0.0
 
+    @classmethod
+    def connection(
+        cls,
+        source: str,
+        log: Log,
+        backoff: Backoff,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ReconnectGate:
+        """The gate of a source's kept connection: `<source>_connect_failed` and
+        `<source>_reconnected`, the same two names for every source."""
+        return cls(
+            log,
+            failed_event=f"{source}_connect_failed",
+            recovered_event=f"{source}_reconnected",
+            backoff=backoff,
+            clock=clock,
+        )
+
     def wait(self) -> float:
         """Seconds until the next attempt may start; 0 when it may start now."""
         if not self.failures:

@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from poolwatch.core import secrets as redact
-from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event, now_utc, rfc3339
 from poolwatch.core.reasons import one_line
 from poolwatch.runtime.logs import get_logger
@@ -114,9 +113,7 @@ class AlertmanagerSink:
             queue_path(state_dir, url),
             self.deliver,
             lambda: build_client(config, transport),
-            max_items=config.max_queue,
-            max_age=config.max_age,
-            backoff=Backoff(config.retry_initial, config.retry_max),
+            config,
         )
         self.queue, self.loop = self.http.queue, self.http.loop
         self._log = get_logger(sink=self.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -20,6 +21,24 @@ from poolwatch.runtime.logs import get_logger
 from poolwatch.sinks import SinkError
 from poolwatch.sinks.durable.delivery import DeliverOne, DeliveryLoop, DeliveryStats
 from poolwatch.sinks.durable.queue import DurableQueue, QueueError
+
+
+class Durability(Protocol):
+    """The settings every durable sink has (webhook, Alertmanager): its queue's bounds and its
+    retry curve."""
+
+    @property
+    def max_queue(self) -> int: ...
+
+    @property
+    def max_age(self) -> float: ...
+
+    @property
+    def retry_initial(self) -> float: ...
+
+    @property
+    def retry_max(self) -> float: ...
+
 
 Tick = Callable[[], Awaitable[None]]
 """One round of a sink's periodic task; it handles its own failures (logged, tried next time)."""
@@ -34,13 +53,13 @@ class DurableHttp:
         path: Path,
         deliver: DeliverOne,
         client: Callable[[], httpx.AsyncClient],
-        *,
-        max_items: int,
-        max_age: float,
-        backoff: Backoff,
+        settings: Durability,
     ) -> None:
         self.name = name
-        self.queue = DurableQueue(path, name, max_items=max_items, max_age=max_age)
+        self.queue = DurableQueue(
+            path, name, max_items=settings.max_queue, max_age=settings.max_age
+        )
+        backoff = Backoff(settings.retry_initial, settings.retry_max)
         self.loop = DeliveryLoop(self.queue, deliver, backoff)
         self.client: httpx.AsyncClient | None = None
         """Set by `start()`; a sink's `deliver` retries while it is None."""

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 
-from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
 from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
@@ -82,9 +81,7 @@ class WebhookSink:
             queue_path(state_dir, config.name),
             self.deliver,
             lambda: build_client(config),
-            max_items=config.max_queue,
-            max_age=config.max_age,
-            backoff=Backoff(config.retry_initial, config.retry_max),
+            config,
         )
         self.queue, self.loop = self.http.queue, self.http.loop
         self._log = get_logger(sink=self.name)

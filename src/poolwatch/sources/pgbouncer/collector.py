@@ -103,12 +103,8 @@ class PgBouncerCollector:
         self._lock = asyncio.Lock()
         self._counters: Counters | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
-        self.gate = ReconnectGate(
-            self._log,
-            failed_event="pgbouncer_connect_failed",
-            recovered_event="pgbouncer_reconnected",
-            backoff=backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP),
-            clock=clock,
+        self.gate = ReconnectGate.connection(
+            SOURCE, self._log, backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP), clock
         )
         probe_dsn = str(target.probe_dsn) if target.probe_dsn else None  # checked at load
         self.probe = LoginProbe(

@@ -32,8 +32,9 @@ this module keeps the connection, the order of the reads and what a failed read 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -121,6 +122,7 @@ class PostgresCollector:
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self.limit_override = target.max_connections
+        self._reading = functools.partial(rows.reading, self.instance)
         self.include_query_text = target.include_query_text
         self.last_poll_partial = False
         self._dsn = libpq_uri(target.dsn)  # checked at load (`PostgresTarget`)
@@ -138,12 +140,8 @@ class PostgresCollector:
         self._deadlocks: Counters | None = None
         self._sessions: dict[str, Counters] | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
-        self.gate = ReconnectGate(
-            self._log,
-            failed_event="postgres_connect_failed",
-            recovered_event="postgres_reconnected",
-            backoff=backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP),
-            clock=clock,
+        self.gate = ReconnectGate.connection(
+            SOURCE, self._log, backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP), clock
         )
         self.probe = LoginProbe(
             SOURCE,
@@ -403,17 +401,6 @@ class PostgresCollector:
             conn.terminate()
 
     # --- readings -----------------------------------------------------------------------------
-
-    def _reading(
-        self,
-        check: str,
-        value: float,
-        unit: str,
-        limit: float | None = None,
-        labels: Mapping[str, str] | None = None,
-        message: str | None = None,
-    ) -> Reading:
-        return rows.reading(self.instance, check, value, unit, limit, labels, message)
 
     def _saturation(self) -> list[Reading]:
         """The server refused poolwatch's (re)connect for "too many clients": it is up, and

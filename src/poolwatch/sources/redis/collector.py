@@ -173,12 +173,11 @@ class RedisCollector:
         self.limit_notes: list[LimitNote] = []
         """Configured limits the server's own undercuts (`max_clients` above `maxclients`)."""
         self._hit_rate = HitRate(target.hit_rate_min_lookups, target.hit_rate_window)
-        self.gate = ReconnectGate(
+        self.gate = ReconnectGate.connection(
+            SOURCE,
             get_logger(source=SOURCE, instance=self.instance),
-            failed_event="redis_connect_failed",
-            recovered_event="redis_reconnected",
-            backoff=backoff or Backoff(RECONNECT_INITIAL, RECONNECT_MAX),
-            clock=clock,
+            backoff or Backoff(RECONNECT_INITIAL, RECONNECT_MAX),
+            clock,
         )
         self.last_poll_partial = False
         """True while saturated: only the count is known, so nothing else counts as gone."""

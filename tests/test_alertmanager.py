@@ -174,14 +174,14 @@ async def test_resend_sends_the_book_as_it_is_when_delivered(tmp_path: Path) -> 
         await sink.send(event())
         # a re-send is queued only once the queue is empty: the recorder sees a body before the
         # sink has taken it off the queue, so wait for the delivered count, bounded
-        await wait_until(lambda: sink.stats()["delivered"] == 1)
+        await wait_until(lambda: sink.metrics()["delivered"] == 1)
         assert recorder.bodies[0][0]["endsAt"] == "2026-11-27T17:08:17.000Z"  # T0 + 4 x 1m
         clock.now = T0 + timedelta(minutes=1)
         assert await sink.resend()
         await wait_until(lambda: len(recorder.bodies) == 2)
         assert [a["endsAt"] for a in recorder.bodies[1]] == ["2026-11-27T17:09:17.000Z"]
         await sink.send(event(status="resolved", time=clock.now))
-        await wait_until(lambda: sink.stats()["delivered"] == 3)
+        await wait_until(lambda: sink.metrics()["delivered"] == 3)
         clock.now += timedelta(minutes=4, seconds=59)
         assert await sink.resend()
         await wait_until(lambda: len(recorder.bodies) == 4)
@@ -190,7 +190,7 @@ async def test_resend_sends_the_book_as_it_is_when_delivered(tmp_path: Path) -> 
         clock.now += timedelta(seconds=1)
         assert not await sink.resend()  # the window is over: the book is empty
         # the recorder sees a body before the sink has counted its answer: wait, bounded
-        await wait_until(lambda: sink.stats()["delivered"] == 4)
+        await wait_until(lambda: sink.metrics()["delivered"] == 4)
     finally:
         await sink.close(1)
 
@@ -201,9 +201,9 @@ async def test_a_peer_that_is_away_gets_one_marker_not_one_per_interval(tmp_path
     await sink.start()
     try:
         await sink.send(event())
-        await wait_until(lambda: sink.stats()["failures"] >= 1)
+        await wait_until(lambda: sink.metrics()["failures"] >= 1)
         assert not await sink.resend()  # the event is still waiting
-        assert sink.stats()["queue_depth"] == 1
+        assert sink.metrics()["queue_depth"] == 1
     finally:
         await sink.close(0)
 
@@ -236,8 +236,8 @@ async def test_an_invalid_alert_is_dead_lettered_not_retried(tmp_path: Path) -> 
     await sink.start()
     try:
         await sink.send(event())
-        await wait_until(lambda: sink.stats()["dead_lettered"] == 1)
-        assert sink.stats()["queue_depth"] == 0
+        await wait_until(lambda: sink.metrics()["dead_lettered"] == 1)
+        assert sink.metrics()["queue_depth"] == 0
     finally:
         await sink.close(0)
 

@@ -9,15 +9,10 @@ import pytest
 from poolwatch.config import load as config
 from poolwatch.runtime.plan import build_collectors
 from poolwatch.sources import Collector, Partial
-from poolwatch.sources.postgres.collector import (
-    MAX_LABEL_VALUES,
-    OTHER,
-    PostgresCollector,
-    _bounded,
-    deadlock_delta,
-)
+from poolwatch.sources.postgres.collector import PostgresCollector
 from poolwatch.sources.postgres.dsn import DsnError, libpq_uri, parse_keywords
 from poolwatch.sources.postgres.queries import blockers_text
+from poolwatch.sources.postgres.rows import MAX_LABEL_VALUES, OTHER, bounded, deadlock_delta
 
 
 def test_parse_keywords_quotes_and_escapes() -> None:
@@ -75,7 +70,7 @@ def test_deadlock_delta(
 
 def test_bounded_cardinality() -> None:
     counts = {f"db{i:02}": i for i in range(1, 31)}
-    kept = _bounded(counts)
+    kept = bounded(counts)
     assert len(kept) == MAX_LABEL_VALUES + 1
     assert kept[OTHER] == sum(range(1, 11))
     assert sum(kept.values()) == sum(counts.values())
@@ -115,16 +110,11 @@ def test_blockers_text_names_catalogs_without_a_lookup() -> None:
 def test_a_database_called_other_never_merges_with_the_overflow() -> None:
     """A database literally named `(other)` (seen in the soak) kept its own count, but shared the
     overflow bucket's label, so the two were summed. Now its label is `\\(other)`."""
-    from poolwatch.sources.postgres.collector import (
-        MAX_LABEL_VALUES,
-        OTHER,
-        _bounded,
-        label_value,
-    )
+    from poolwatch.sources.postgres.rows import label_value
 
     counts = {f"db{n:02}": 100 - n for n in range(MAX_LABEL_VALUES + 5)}  # 5 overflow
     counts["(other)"] = 99
-    kept = _bounded({label_value(name): n for name, n in counts.items()})
+    kept = bounded({label_value(name): n for name, n in counts.items()})
     assert kept["\\(other)"] == 99
     assert kept[OTHER] == sum(100 - n for n in range(MAX_LABEL_VALUES - 1, MAX_LABEL_VALUES + 5))
     assert sum(kept.values()) == sum(counts.values())

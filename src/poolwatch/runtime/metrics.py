@@ -46,6 +46,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from poolwatch.core.evaluate import Firing
+from poolwatch.core.labels import label_name
 from poolwatch.runtime.view import RuntimeView
 from poolwatch.sinks import Sink
 
@@ -61,11 +62,6 @@ class ReportsStats(Protocol):
 
 def metric_name(*parts: str) -> str:
     return _INVALID.sub("_", "_".join(("poolwatch", *parts)))
-
-
-def label_name(name: str) -> str:
-    cleaned = _INVALID.sub("_", name) or "_"
-    return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
 
 
 RESERVED = frozenset({"alert", "severity", "source", "target", "check", "instance", "job"})

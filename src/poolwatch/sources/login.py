@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from poolwatch.core.model import Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
+from poolwatch.sources.reconnect import ReconnectGate
 
 LOGIN_OK = "login_ok"
 LOGIN_SECONDS = "login_seconds"
@@ -137,7 +138,6 @@ class LoginProbe:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._last: Outcome | None = None
-        self._failures = 0
         self._started = 0.0
         self._due = clock() + first_after
         """When the next attempt may start; the first `first_after` from now (collectors pass
@@ -147,7 +147,13 @@ class LoginProbe:
         """Attempts started (for tests and the benchmark)."""
         self.completed = 0
         """Attempts completed, either way."""
-        self._log = get_logger(source=source, instance=instance)
+        self._gate = ReconnectGate(
+            get_logger(source=source, instance=instance),
+            failed_event="login_probe_failed",
+            recovered_event="login_probe_recovered",
+            backoff=None,  # a failure is confirmed (or cleared) at the next poll
+            clock=clock,
+        )
 
     @property
     def in_flight(self) -> bool:
@@ -180,8 +186,9 @@ class LoginProbe:
         if interval is None:
             if self._task is not None:
                 self._task.cancel()
-            self._last, self._failures = None, 0  # when on again, report only what it then sees
-        if interval is not None and self._failures == 0:
+            self._gate.forgive()
+            self._last = None  # when on again, report only what it then sees
+        if interval is not None and self._gate.failures == 0:
             self._due = self._next(interval) if self._last is not None else 0.0
         self.interval, self.timeout = interval, timeout
 
@@ -205,11 +212,12 @@ class LoginProbe:
         last = self._last
         if last is None or self.interval is None:
             return []
-        confirmed = self._failures >= CONFIRMATIONS
+        failures = self._gate.failures
+        confirmed = failures >= CONFIRMATIONS
         message = None
         if confirmed:
-            message = f"a new login failed {self._failures} times in a row: {last.reason}"
-        elif self._failures:
+            message = f"a new login failed {failures} times in a row: {last.reason}"
+        elif failures:
             message = f"a new login failed once, to be confirmed at the next poll: {last.reason}"
         ok = Reading(
             self.source, self.instance, LOGIN_OK, 0 if confirmed else 1, "bool", message=message
@@ -243,16 +251,8 @@ class LoginProbe:
         self.completed += 1
         self._last = outcome
         if outcome.ok:
-            if self._failures:
-                self._log.info("login_probe_recovered", after_failures=self._failures)
-            self._failures = 0
+            self._gate.succeeded()
             self._due = self._next(self.interval or 0.0)
             return
-        self._failures += 1
+        self._gate.failed(outcome.reason, seconds=round(outcome.seconds, 3))
         self._due = 0.0  # confirm at the next poll
-        self._log.warning(
-            "login_probe_failed",
-            reason=outcome.reason,
-            failures_in_a_row=self._failures,
-            seconds=round(outcome.seconds, 3),
-        )

@@ -14,7 +14,6 @@ silences it; on de-escalation the critical one resolves; on resolution both do.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from poolwatch.core.describe import describe_context
+from poolwatch.core.labels import label_name
 from poolwatch.core.model import AlertKey, Event, rfc3339
 
 RESERVED = ("alertname", "severity", "instance", "source", "check", "team")
@@ -32,16 +32,8 @@ MAX_VALUE_CHARS = 256
 VALIDITY_RESENDS = 4
 """A firing alert's `endsAt` is this many re-send intervals ahead (as Prometheus does)."""
 
-_INVALID = re.compile(r"[^A-Za-z0-9_]")
-
 Alert = dict[str, Any]
 """One alert of the API v2 body (`labels`, `annotations`, `startsAt`, `endsAt`, `generatorURL`)."""
-
-
-def label_name(name: str) -> str:
-    """An Alertmanager label name: `[A-Za-z_][A-Za-z0-9_]*`."""
-    cleaned = _INVALID.sub("_", name) or "_"
-    return f"_{cleaned}" if cleaned[0].isdigit() else cleaned
 
 
 def labels_of(event: Event, teams: Mapping[str, str]) -> dict[str, str]:

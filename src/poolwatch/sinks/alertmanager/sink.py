@@ -2,8 +2,9 @@
 API v2 (`POST <url>/api/v2/alerts`, a JSON array), with periodic re-sends.
 
 One sink per URL (`assemble` builds one for each peer of an HA cluster): each has its own queue,
-delivery loop and book, so a peer that is down or slow delays nobody but itself, and each shows
-up in the metrics under its own name. Alertmanager peers gossip silences and notifications, not
+delivery loop, client and re-send timer (`durable.sink.DurableHttp`, as the webhook's) and book,
+so a peer that is down or slow delays nobody but itself, and each shows up in the metrics under
+its own name. Alertmanager peers gossip silences and notifications, not
 alerts: every peer must be sent every alert.
 
 Queue items, drained in order by the generic loop of `delivery.py`:
@@ -22,7 +23,6 @@ dead-lettered.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -34,11 +34,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from poolwatch.core import secrets as redact
-from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event, now_utc, rfc3339
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
-from poolwatch.sinks import SinkError
 from poolwatch.sinks.alertmanager.alertbook import (
     VALIDITY_RESENDS,
     Alert,
@@ -48,8 +46,9 @@ from poolwatch.sinks.alertmanager.alertbook import (
 )
 from poolwatch.sinks.alertmanager.settings import AlertmanagerSettings
 from poolwatch.sinks.durable import http
-from poolwatch.sinks.durable.delivery import Delivered, DeliveryLoop, Outcome, Reject, Retry
-from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
+from poolwatch.sinks.durable.delivery import Delivered, DeliveryStats, Outcome, Reject, Retry
+from poolwatch.sinks.durable.queue import Item
+from poolwatch.sinks.durable.sink import DurableHttp
 
 RESEND = "resend:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
@@ -109,29 +108,19 @@ class AlertmanagerSink:
         self.clock = clock
         self.validity = VALIDITY_RESENDS * config.resend_interval
         self.book = AlertBook(config.teams, config.resolved_resend, config.generator_url)
-        self.queue = DurableQueue(
-            queue_path(state_dir, url),
+        self.http = DurableHttp(
             self.name,
-            max_items=config.max_queue,
-            max_age=config.max_age,
+            queue_path(state_dir, url),
+            self.deliver,
+            lambda: build_client(config, transport),
+            config,
         )
-        self.loop = DeliveryLoop(
-            self.queue, self.deliver, Backoff(config.retry_initial, config.retry_max)
-        )
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._timer: asyncio.Task[None] | None = None
+        self.queue, self.loop = self.http.queue, self.http.loop
         self._log = get_logger(sink=self.name)
 
     async def start(self) -> None:
-        try:
-            await self.queue.open()
-            self._client = build_client(self.config, self._transport)
-        except (SinkError, QueueError, OSError, TimeoutError) as exc:
-            await self.queue.close()
-            raise SinkError(f"sink {self.name}: {one_line(exc)}") from None
-        self.loop.start()
-        self._timer = asyncio.create_task(self._resend_every(), name=f"resend-{self.name}")
+        await self.http.start()
+        self.http.every(self.config.resend_interval, self._resend, at_once=False)
         if self._watchdog() is not None:
             await self.resend()  # the watchdog at once, not one resend_interval later
         self._log.info(
@@ -143,34 +132,26 @@ class AlertmanagerSink:
 
     async def send(self, event: Event) -> None:
         """Store the alerts this event changes; durable when it returns."""
-        await self.queue.put(event.id, encode(self.book.record(event)))
-        self.loop.notify()
+        await self.http.put(event.id, encode(self.book.record(event)))
 
     async def resend(self) -> bool:
         """Queue a re-send marker if there is something to re-send and nothing already waiting."""
         self.book.forget(self.clock())
         if not (self.book.entries or self._watchdog()) or self.queue.depth:
             return False
-        await self.queue.put(f"{RESEND}{rfc3339(self.clock())}", b"")
-        self.loop.notify()
+        await self.http.put(f"{RESEND}{rfc3339(self.clock())}", b"")
         return True
 
     async def close(self, grace: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            await asyncio.gather(self._timer, return_exceptions=True)
-            self._timer = None
-        await self.loop.stop(grace)
-        if self._client is not None:
-            await self._client.aclose()
-        await self.queue.close()
+        await self.http.close(grace)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> DeliveryStats:
+        return self.http.stats()
+
+    def metrics(self) -> dict[str, float]:
         """For the metrics endpoint (`poolwatch_sink_<key>{sink}`): numbers only."""
         firing, resolved = self.book.counts()
-        return {**self.loop.stats().numbers(), "alerts_firing": firing, "alerts_resolved": resolved}
-
-    metrics = stats
+        return {**self.stats().numbers(), "alerts_firing": firing, "alerts_resolved": resolved}
 
     def payload(self, item: Item) -> list[Alert]:
         """The alerts an item stands for, with `endsAt` of the firing ones as of now."""
@@ -185,7 +166,8 @@ class AlertmanagerSink:
         return stamp(alerts, now, self.validity)
 
     async def deliver(self, item: Item) -> Outcome:
-        if self._client is None:
+        client = self.http.client
+        if client is None:
             return Retry("sink not started")
         try:
             alerts = self.payload(item)
@@ -193,19 +175,15 @@ class AlertmanagerSink:
             return Reject(f"unreadable queued payload: {exc}")
         if not alerts:
             return Delivered()
-        return await http.post(
-            self._client, self.endpoint, encode(alerts), deadline=self.config.timeout
-        )
+        return await http.post(client, self.endpoint, encode(alerts), deadline=self.config.timeout)
 
     def _watchdog(self) -> Alert | None:
         if self.watchdog_host is None or self._alive is None or not self._alive():
             return None
         return watchdog(self.watchdog_host, self._watchdog_since)
 
-    async def _resend_every(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.resend_interval)
-            try:
-                await self.resend()
-            except Exception as exc:  # the disk failed: the next interval tries again
-                self._log.warning("resend_failed", reason=one_line(exc, named=True))
+    async def _resend(self) -> None:
+        try:
+            await self.resend()
+        except Exception as exc:  # the disk failed: the next interval tries again
+            self._log.warning("resend_failed", reason=one_line(exc, named=True))

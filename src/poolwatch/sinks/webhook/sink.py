@@ -1,7 +1,8 @@
 """Webhook sink: events written ahead to a durable queue, then POSTed in order, signed.
 
-`send` only stores the event (one sqlite commit) and wakes the delivery loop; the HTTP part lives
-in `deliver`, which turns one POST into an `Outcome` for the generic loop in `delivery.py`:
+`send` only stores the event (one sqlite commit) and wakes the delivery loop (queue, loop, client
+and the heartbeat's timer: `durable.sink.DurableHttp`); the HTTP part lives in `deliver`, which
+turns one POST into an `Outcome` for the generic loop in `delivery.py`:
 
     2xx                               -> Delivered (the item leaves the queue)
     connection error, timeout,
@@ -11,7 +12,6 @@ in `deliver`, which turns one POST into an `Outcome` for the generic loop in `de
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -19,15 +19,14 @@ from pathlib import Path
 
 import httpx
 
-from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import Event
 from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
-from poolwatch.sinks import SinkError
 from poolwatch.sinks.durable import http
-from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcome, Reject, Retry
-from poolwatch.sinks.durable.queue import DurableQueue, Item, QueueError
+from poolwatch.sinks.durable.delivery import DeliveryStats, Outcome, Reject, Retry
+from poolwatch.sinks.durable.queue import Item
+from poolwatch.sinks.durable.sink import DurableHttp
 from poolwatch.sinks.webhook import signing
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.signing import signing_key
@@ -73,32 +72,24 @@ class WebhookSink:
         self._heartbeat = heartbeat
         """Makes the `poolwatch.heartbeat/v1` to send every `config.heartbeat`; None while
         poolwatch is not healthy (a stuck collector loop), and then nothing is sent."""
-        self._beating: asyncio.Task[None] | None = None
+        self._withheld = False
         self.heartbeats = {"heartbeats_sent": 0, "heartbeats_withheld": 0}
         self.name = f"webhook:{config.name}"
         self._key = signing_key(config.secret.get_secret_value()) if config.secret else None
-        self.queue = DurableQueue(
-            queue_path(state_dir, config.name),
+        self.http = DurableHttp(
             self.name,
-            max_items=config.max_queue,
-            max_age=config.max_age,
+            queue_path(state_dir, config.name),
+            self.deliver,
+            lambda: build_client(config),
+            config,
         )
-        self.loop = DeliveryLoop(
-            self.queue, self.deliver, Backoff(config.retry_initial, config.retry_max)
-        )
-        self._client: httpx.AsyncClient | None = None
+        self.queue, self.loop = self.http.queue, self.http.loop
         self._log = get_logger(sink=self.name)
 
     async def start(self) -> None:
-        try:
-            await self.queue.open()
-            self._client = build_client(self.config)
-        except (SinkError, QueueError, OSError, TimeoutError) as exc:
-            await self.queue.close()
-            raise SinkError(f"sink {self.name}: {one_line(exc)}") from None
-        self.loop.start()
+        await self.http.start()
         if self.config.heartbeat and self._heartbeat is not None:
-            self._beating = asyncio.create_task(self._beat_every(), name=f"beat-{self.name}")
+            self.http.every(self.config.heartbeat, self._beat, at_once=True)
         stats = self.loop.stats()
         self._log.info(
             "webhook_ready",
@@ -109,61 +100,50 @@ class WebhookSink:
         )
 
     async def send(self, event: Event) -> None:
-        await self.queue.put(event.id, encode(event))
-        self.loop.notify()
+        await self.http.put(event.id, encode(event))
 
     async def announce(self, notice: Notice) -> None:
         """Audit notices and heartbeats go through the same queue, signed the same way."""
-        await self.queue.put(notice.id, encode(notice))
-        self.loop.notify()
+        await self.http.put(notice.id, encode(notice))
 
-    async def _beat_every(self) -> None:
+    async def _beat(self) -> None:
+        """One heartbeat, or none while poolwatch is not healthy (logged once per outage)."""
         assert self._heartbeat is not None
-        assert self.config.heartbeat is not None
-        withheld = False
-        while True:
-            beat = self._heartbeat()
-            if beat is None:
-                self.heartbeats["heartbeats_withheld"] += 1
-                if not withheld:  # once per outage: the receiver's missing beat says the rest
-                    self._log.warning("heartbeat_withheld", reason="a collector loop is stuck")
-                withheld = True
-            else:
-                try:
-                    await self.announce(beat)
-                except Exception as exc:  # the disk: the next interval tries again
-                    self._log.warning("heartbeat_failed", reason=one_line(exc, named=True))
-                else:
-                    self.heartbeats["heartbeats_sent"] += 1
-                withheld = False
-            await asyncio.sleep(self.config.heartbeat)
+        beat = self._heartbeat()
+        if beat is None:
+            self.heartbeats["heartbeats_withheld"] += 1
+            if not self._withheld:  # once per outage: the receiver's missing beat says the rest
+                self._log.warning("heartbeat_withheld", reason="a collector loop is stuck")
+            self._withheld = True
+            return
+        try:
+            await self.announce(beat)
+        except Exception as exc:  # the disk: the next interval tries again
+            self._log.warning("heartbeat_failed", reason=one_line(exc, named=True))
+        else:
+            self.heartbeats["heartbeats_sent"] += 1
+        self._withheld = False
 
     async def close(self, grace: float) -> None:
-        if self._beating is not None:
-            self._beating.cancel()
-            await asyncio.gather(self._beating, return_exceptions=True)
-            self._beating = None
-        await self.loop.stop(grace)
-        if self._client is not None:
-            await self._client.aclose()
-        await self.queue.close()
+        await self.http.close(grace)
 
     def stats(self) -> DeliveryStats:
-        return self.loop.stats()
+        return self.http.stats()
 
     def metrics(self) -> dict[str, float]:
-        numbers = self.loop.stats().numbers()
+        numbers = self.http.stats().numbers()
         if self.config.heartbeat:
             numbers.update(self.heartbeats)
         return numbers
 
     async def deliver(self, item: Item) -> Outcome:
         """POST one queued event; the signature is made fresh, id and body never change."""
-        if self._client is None:
+        client = self.http.client
+        if client is None:
             return Retry("sink not started")
         headers = signing.headers(self._key, item.key, int(time.time()), item.body)
         outcome = await http.post(
-            self._client, self.config.url, item.body, deadline=self.config.timeout, headers=headers
+            client, self.config.url, item.body, deadline=self.config.timeout, headers=headers
         )
         if isinstance(outcome, Reject) and outcome.status == 410:
             self._log.error("webhook_endpoint_gone", url=self.config.shown_url(), item=item.key)

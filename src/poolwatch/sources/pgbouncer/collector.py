@@ -46,6 +46,7 @@ from poolwatch.sources.login import LoginProbe
 from poolwatch.sources.pgbouncer import login
 from poolwatch.sources.pgbouncer.settings import ADMIN_DATABASE, PgBouncerTarget
 from poolwatch.sources.pgbouncer.show import COMMANDS, Counters, Row, readings, snapshot
+from poolwatch.sources.reconnect import ReconnectGate
 
 SOURCE = "pgbouncer"
 APPLICATION_NAME = "poolwatch"
@@ -97,15 +98,14 @@ class PgBouncerCollector:
         self._dsn = str(target.dsn)
         self._password = target.password.get_secret_value() if target.password else None
         self._clock = clock
-        self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
         self._step = target.timeout * 0.3
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
-        self._failures = 0
-        self._retry_at = 0.0
-        self._failure = ""
         self._counters: Counters | None = None
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        self.gate = ReconnectGate.connection(
+            SOURCE, self._log, backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP), clock
+        )
         probe_dsn = str(target.probe_dsn) if target.probe_dsn else None  # checked at load
         self.probe = LoginProbe(
             SOURCE,
@@ -207,9 +207,9 @@ class PgBouncerCollector:
         return isinstance(exc, TimeoutError | psycopg.OperationalError | OSError)
 
     async def _connect(self) -> Connection:
-        wait = self._retry_at - self._clock()
-        if wait > 0:
-            raise SourceError(f"{self._failure}; next reconnect attempt in {wait:.0f}s")
+        closed = self.gate.closed()
+        if closed is not None:
+            raise SourceError(closed)
         options: dict[str, Any] = {"dbname": ADMIN_DATABASE, "application_name": APPLICATION_NAME}
         if self._password is not None:
             options["password"] = self._password
@@ -222,20 +222,10 @@ class PgBouncerCollector:
                     **options,
                 )
         except Exception as exc:
-            self._failures += 1
-            delay = self.backoff.delay(self._failures)
-            self._retry_at = self._clock() + delay
-            self._failure = _reason(exc)
-            self._log.warning(
-                "pgbouncer_connect_failed",
-                reason=self._failure,
-                attempt=self._failures,
-                retry_in_seconds=round(delay, 1),
-            )
-            raise SourceError(f"cannot connect to the admin console: {self._failure}") from None
-        if self._failures:
-            self._log.info("pgbouncer_reconnected", attempts=self._failures)
-        self._conn, self._failures, self._retry_at = conn, 0, 0.0
+            self.gate.failed(_reason(exc))
+            raise SourceError(f"cannot connect to the admin console: {self.gate.reason}") from None
+        self.gate.succeeded()
+        self._conn = conn
         return conn
 
     async def _drop(self, reason: str | None) -> None:

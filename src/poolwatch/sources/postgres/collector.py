@@ -25,16 +25,16 @@ only if it can end within 90 % of it, so a poll that loses its connection, recon
 again still fits the runner's timeout. The server cancels a slow statement first
 (`statement_timeout`, a little shorter), so a client-side timeout means a dead peer: only then is
 the connection dropped. The readings are listed in docs/sources/postgres.md ("Readings"); a
-test checks that this module emits exactly those.
+test checks that this module emits exactly those. What each read's rows mean is rows.py's (pure);
+this module keeps the connection, the order of the reads and what a failed read costs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,19 +43,21 @@ import asyncpg
 from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.evaluate import concerning, rule_for
-from poolwatch.core.limits import LimitNote, effective_limit, limit_above_server
+from poolwatch.core.limits import LimitNote
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.login import LoginProbe
-from poolwatch.sources.postgres import login, queries, sessions
+from poolwatch.sources.postgres import login, queries, rows
 from poolwatch.sources.postgres.dsn import libpq_uri
 from poolwatch.sources.postgres.holders import holders_context
-from poolwatch.sources.postgres.queries import Detail, raw_text
+from poolwatch.sources.postgres.queries import Detail
+from poolwatch.sources.postgres.rows import Counters
 from poolwatch.sources.postgres.settings import PostgresTarget
+from poolwatch.sources.reconnect import ReconnectGate
 
-SOURCE = "postgres"
+SOURCE = rows.SOURCE
 APPLICATION_NAME = "poolwatch"
 TOO_MANY_CONNECTIONS = "53300"
 SATURATED_MESSAGE = "server refused a new connection: too many clients (SQLSTATE 53300)"
@@ -64,54 +66,12 @@ BLOCKED_CHECK = "monitoring_query_blocked"
 EXHAUSTED_CHECK = "pool_exhausted"
 
 
-STATES = {
-    "active": "active",
-    "idle": "idle",
-    "idle in transaction": "idle_in_transaction",
-    "idle in transaction (aborted)": "idle_in_transaction_aborted",
-    "fastpath function call": "fastpath_function_call",
-    "disabled": "disabled",
-    "": "unknown",  # a row whose state the monitor role may not see (no pg_monitor)
-}
-MAX_LABEL_VALUES = 20
-"""Per-database, -user, -application and -client readings: the busiest ones, the rest summed
-under `OTHER`."""
-OTHER = "(other)"
-UNNAMED = "(none)"
-"""The `application` label of sessions that set no application_name."""
-
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 LOCK_TIMEOUT = 0.25
 """Seconds a catalog read may wait for a lock: long enough for ordinary catalog writes, short
 enough that poolwatch never sits in a lock queue behind DDL, where it would stall later readers."""
 LOCK_NOT_AVAILABLE = "55P03"
-
-Counters = dict[int, tuple[int, str | None]]
-"""Deadlock counters per database oid, with that database's `stats_reset` time."""
-
-
-def deadlock_delta(previous: Counters | None, current: Counters) -> int | None:
-    """Deadlocks since the last poll, summed over databases; None on the first poll (the
-    rule for every `pg_stat_database` counter: `sessions.counter_delta`)."""
-    return sessions.counter_delta(previous, current)
-
-
-def label_value(name: str) -> str:
-    """A database or role name as a label value, never equal to the overflow bucket: a name
-    that starts with `(` or `\\` (a database literally called `(other)`) gets a `\\` in front."""
-    return "\\" + name if name.startswith(("(", "\\")) else name
-
-
-def _bounded(counts: Mapping[str, int]) -> dict[str, int]:
-    """The busiest label values, the rest summed under `OTHER`; names come escaped
-    (`label_value`), so only poolwatch's own placeholders start with `(`."""
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    kept = dict(ranked[:MAX_LABEL_VALUES])
-    rest = sum(n for _, n in ranked[MAX_LABEL_VALUES:])
-    if rest:
-        kept[OTHER] = kept.get(OTHER, 0) + rest
-    return kept
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -167,13 +127,13 @@ class PostgresCollector:
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self.limit_override = target.max_connections
+        self._reading = functools.partial(rows.reading, self.instance)
         self.include_query_text = target.include_query_text
         self.size_interval = target.size_interval
         self.last_poll_partial = False
         self._dsn = libpq_uri(target.dsn)  # checked at load (`PostgresTarget`)
         self._password = target.password.get_secret_value() if target.password else None
         self._clock = clock
-        self.backoff = backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP)
         # connect, query, reconnect, query again: three steps must fit the runner's timeout
         self._step = target.timeout * 0.3
         self._statement_timeout = self._step * 0.8
@@ -181,11 +141,6 @@ class PostgresCollector:
         self._retimed = False
         self._conn: Any = None
         self._lock = asyncio.Lock()
-        self._failures = 0
-        self._retry_at = 0.0
-        self._saturated = False
-        self._failure = ""
-        self._limit: float | None = None
         self.limit_notes: list[LimitNote] = []
         """Configured limits the server's own undercuts (`max_connections` above it)."""
         self._deadlocks: Counters | None = None
@@ -195,6 +150,9 @@ class PostgresCollector:
         self._sizes_at: float | None = None
         """When the last size read succeeded (`clock`); None: never, so the next poll reads."""
         self._log = get_logger(source=SOURCE, instance=self.instance)
+        self.gate = ReconnectGate.connection(
+            SOURCE, self._log, backoff or Backoff(BACKOFF_BASE, BACKOFF_CAP), clock
+        )
         self.probe = LoginProbe(
             SOURCE,
             self.instance,
@@ -286,17 +244,24 @@ class PostgresCollector:
         except Exception as exc:  # the server answered, with an error: up, nothing counted
             poll.unread.append(f"connection counts: {_reason(exc)}")
             return self._finish(poll)
-        databases, users = self._counts(core, poll)
+        counted = rows.counts(self.instance, core, self.limit_override)
+        self.limit_notes, poll.exhausted = counted.notes, counted.exhausted
+        poll.readings.extend(counted.readings)
 
         names = await self._detail(
-            conn, queries.NAMES, poll, deadline, list(databases), list(users)
+            conn, queries.NAMES, poll, deadline, list(counted.databases), list(counted.users)
         )
         if names is not None:
-            self._by_name(names, databases, users, poll)
+            named, poll.users = rows.by_name(self.instance, names, counted)
+            poll.readings.extend(named)
         await self._holders(conn, poll, deadline)
         row = await self._detail(conn, queries.DEADLOCKS, poll, deadline)
         if row is not None:
-            self._deadlock_reading(row, core["started"], poll)
+            grown = rows.deadlocks(
+                self.instance, row, core["started"], self._deadlocks, self._sessions
+            )
+            poll.readings.extend(grown.readings)
+            poll.deadlocks, poll.sessions = grown.deadlocks, grown.sessions
         await self._sizes_read(conn, poll, deadline)
 
         if poll.blocked:
@@ -398,11 +363,11 @@ class PostgresCollector:
         return isinstance(exc, connection_errors) or state.startswith(("08", "57P"))
 
     async def _connect(self) -> Any:
-        wait = self._retry_at - self._clock()
-        if wait > 0:
-            if self._saturated:
+        closed = self.gate.closed()
+        if closed is not None:
+            if self.gate.saturated:
                 raise _SaturatedError
-            raise SourceError(f"{self._failure}; next reconnect attempt in {wait:.0f}s")
+            raise SourceError(closed)
         started = self._clock()
         try:
             conn = await asyncpg.connect(
@@ -419,23 +384,13 @@ class PostgresCollector:
                 },
             )
         except Exception as exc:
-            self._failures += 1
-            delay = self.backoff.delay(self._failures)
-            self._retry_at = self._clock() + delay
-            self._saturated = _sqlstate(exc) == TOO_MANY_CONNECTIONS
-            self._failure = SATURATED_MESSAGE if self._saturated else _reason(exc)
-            self._log.warning(
-                "postgres_connect_failed",
-                reason=self._failure,
-                attempt=self._failures,
-                retry_in_seconds=round(delay, 1),
-            )
-            if self._saturated:
+            saturated = _sqlstate(exc) == TOO_MANY_CONNECTIONS
+            self.gate.failed(SATURATED_MESSAGE if saturated else _reason(exc), saturated=saturated)
+            if saturated:
                 raise _SaturatedError from None
-            raise SourceError(f"cannot connect: {self._failure}") from None
-        if self._failures:
-            self._log.info("postgres_reconnected", attempts=self._failures)
-        self._conn, self._failures, self._retry_at, self._saturated = conn, 0, 0.0, False
+            raise SourceError(f"cannot connect: {self.gate.reason}") from None
+        self.gate.succeeded()
+        self._conn = conn
         self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
         return conn
 
@@ -454,17 +409,6 @@ class PostgresCollector:
 
     # --- readings -----------------------------------------------------------------------------
 
-    def _reading(
-        self,
-        check: str,
-        value: float,
-        unit: str,
-        limit: float | None = None,
-        labels: Mapping[str, str] | None = None,
-        message: str | None = None,
-    ) -> Reading:
-        return Reading(SOURCE, self.instance, check, value, unit, limit, labels or {}, message)
-
     def _saturation(self) -> list[Reading]:
         """The server refused poolwatch's (re)connect for "too many clients": it is up, and
         full. No count is reported: the server gave none in this poll, and an old limit would
@@ -476,90 +420,6 @@ class PostgresCollector:
             self._reading(UP_CHECK, 1, "bool", message=SATURATED_MESSAGE),
             self._reading(EXHAUSTED_CHECK, 1, "bool", message=full),
         ]
-
-    @property
-    def _pool_limit(self) -> float | None:
-        """The server's usable limit, or a smaller configured one; never a larger one."""
-        return effective_limit(self.limit_override, self._limit)
-
-    def _counts(self, row: Any, poll: _Poll) -> tuple[dict[int, int], dict[int, int]]:
-        """The lock-free readings; returns the counts per database oid and per role oid."""
-        usable = row["max_connections"] - row["superuser_reserved"] - row["reserved"]
-        self._limit = float(max(1, usable))
-        # the seed's POSTGRES_CONN_MAX=200 names the server's max_connections (200, of which
-        # 197 are usable): said only when it is above even that
-        self.limit_notes = limit_above_server(
-            SOURCE,
-            self.instance,
-            "connections",
-            "max_connections",
-            self.limit_override,
-            row["max_connections"],
-        )
-        if row["connections"] >= self._limit:
-            poll.exhausted = full_message(row)
-        limit = self._pool_limit
-        out = poll.readings
-        out.append(self._reading("connections", row["connections"], "connections", limit))
-        out.append(
-            self._reading("connections_waiting_on_locks", row["waiting"], "connections", limit)
-        )
-        states = dict.fromkeys(STATES.values(), 0)
-        for state, count in json.loads(row["by_state"]).items():
-            states[STATES.get(state, "unknown")] += count
-        for name, count in states.items():
-            labels = {"state": name}
-            out.append(self._reading("connections_by_state", count, "connections", limit, labels))
-        for check, column in (
-            ("longest_query_seconds", "longest_query"),
-            ("oldest_transaction_seconds", "oldest_transaction"),
-            ("idle_in_transaction_seconds", "idle_in_transaction"),
-        ):
-            out.append(self._reading(check, max(0.0, row[column]), "seconds"))
-        for check, column, label in (
-            ("connections_by_application", "by_application", "application"),
-            ("connections_by_client", "by_client", "client"),
-        ):
-            counts: Counter[str] = Counter()
-            for name, n in json.loads(row[column]).items():
-                counts[label_value(name) if name else UNNAMED] += n
-            for name, count in _bounded(counts).items():
-                out.append(self._reading(check, count, "connections", limit, {label: name}))
-        databases = {int(oid): n for oid, n in json.loads(row["by_database"]).items()}
-        users = {int(oid): n for oid, n in json.loads(row["by_user"]).items()}
-        return databases, users
-
-    def _by_name(
-        self, row: Any, databases: dict[int, int], users: dict[int, int], poll: _Poll
-    ) -> None:
-        limit = self._pool_limit
-        for label, counts, column, check in (
-            ("database", databases, "databases", "connections_by_database"),
-            ("user", users, "users", "connections_by_user"),
-        ):
-            # each name decoded on its own: one that is not UTF-8 reads with U+FFFD in it
-            names = {oid: raw_text(raw) or "" for oid, raw in json.loads(row[column]).items()}
-            if label == "user":
-                poll.users = {int(oid): name for oid, name in names.items()}
-            named: Counter[str] = Counter()
-            for oid, count in counts.items():
-                named[label_value(names.get(str(oid), ""))] += count  # "": dropped since
-            for name, count in _bounded(named).items():
-                reading = self._reading(check, count, "connections", limit, {label: name})
-                poll.readings.append(reading)
-
-    def _deadlock_reading(self, row: Any, started: str, poll: _Poll) -> None:
-        counters: Counters = {
-            int(oid): (int(count), f"{reset}|{started}")
-            for oid, count, reset in json.loads(row["deadlocks"])
-        }
-        poll.deadlocks = counters
-        delta = deadlock_delta(self._deadlocks, counters)
-        if delta is not None:
-            poll.readings.append(self._reading("deadlocks", delta, "deadlocks"))
-        poll.sessions = sessions.session_counters(row["sessions"], started)
-        for check, grown in sessions.session_deltas(self._sessions, poll.sessions).items():
-            poll.readings.append(self._reading(check, grown, sessions.UNIT))
 
     async def _sizes_read(self, conn: Any, poll: _Poll, deadline: float) -> None:
         """The database sizes, read every `size_interval` (the poll that comes within a tenth of
@@ -576,22 +436,10 @@ class PostgresCollector:
                 return
         row = await self._detail(conn, queries.SIZES, poll, deadline)
         if row is not None:
-            before = len(poll.readings)
-            self._size_readings(row, poll)
-            self._sizes, self._sizes_at = poll.readings[before:], now
-
-    def _size_readings(self, row: Any, poll: _Poll) -> None:
-        seen: set[str] = set()
-        for raw, size in json.loads(row["sizes"]):
-            name = raw_text(raw) or ""  # decoded on its own: a bad name costs only its row
-            if size is None:  # its files are gone, its row not yet: a DROP DATABASE under way
-                poll.unread.append(f"size of database {name!r}: none (being dropped?)")
-                continue
-            labels = {"database": label_value(name)}
-            if labels["database"] in seen:
-                continue  # two names that are not UTF-8 and read alike: the larger one is kept
-            seen.add(labels["database"])
-            poll.readings.append(self._reading("database_size_bytes", size, "bytes", None, labels))
+            sized, unread = rows.sizes(self.instance, row)
+            poll.readings.extend(sized)
+            poll.unread.extend(unread)
+            self._sizes, self._sizes_at = sized, now
 
 
 class _SaturatedError(Exception):
@@ -604,17 +452,6 @@ class _LostError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def full_message(row: Any) -> str:
-    """Why no ordinary role can log in, in the server's own numbers."""
-    reserved = row["superuser_reserved"] + row["reserved"]
-    usable = row["max_connections"] - reserved
-    return (
-        f"no slot left for an ordinary role: {row['connections']} client connections of "
-        f"{usable} usable (max_connections {row['max_connections']}, {reserved} reserved); "
-        "new logins get 'remaining connection slots are reserved'"
-    )
 
 
 def _milliseconds(seconds: float) -> str:

@@ -33,6 +33,7 @@ from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.login import LoginProbe
+from poolwatch.sources.reconnect import ReconnectGate
 from poolwatch.sources.redis import login
 from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
@@ -113,7 +114,6 @@ class RedisCollector:
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self.configured_maxclients = target.max_clients
-        self.backoff = backoff or Backoff(RECONNECT_INITIAL, RECONNECT_MAX)
         self._clock = clock
         self._log = get_logger()
         # a lost connection is followed by a reconnect in the same poll: each gets half the time
@@ -130,10 +130,12 @@ class RedisCollector:
         self.limit_notes: list[LimitNote] = []
         """Configured limits the server's own undercuts (`max_clients` above `maxclients`)."""
         self._hit_rate = HitRate(target.hit_rate_min_lookups, target.hit_rate_window)
-        self._failures = 0
-        self._retry_at = 0.0
-        self._last_failure = ""
-        self._saturated = False
+        self.gate = ReconnectGate.connection(
+            SOURCE,
+            get_logger(source=SOURCE, instance=self.instance),
+            backoff or Backoff(RECONNECT_INITIAL, RECONNECT_MAX),
+            clock,
+        )
         self.last_poll_partial = False
         """True while saturated: only the count is known, so nothing else counts as gone."""
         self.probe = LoginProbe(
@@ -253,7 +255,7 @@ class RedisCollector:
             return reading
         except (RedisConnectionError, SourceError, TimeoutError) as exc:
             # INFO answered, so the server is up: the next poll reconnects if it must
-            self._failures, self._retry_at = 0, 0.0
+            self.gate.forgive()
             self._log.warning("redis_client_list_failed", instance=self.instance, reason=str(exc))
             return reading
         return replace(reading, context=clients_context(str(listing)))
@@ -318,7 +320,7 @@ class RedisCollector:
             # that never answers it) costs the limit, never an `up` 0; not asked again on the
             # next connection either
             self._config_get_hangs = True  # unlike a refusal, not asked on later connections
-            self._failures, self._retry_at = 0, 0.0  # the server is fine: no reconnect backoff
+            self.gate.forgive()  # the server is fine: no reconnect backoff
             self._log.warning(
                 "redis_config_get_unavailable", instance=self.instance, reason=one_line(exc)
             )
@@ -331,11 +333,11 @@ class RedisCollector:
 
     async def _open(self) -> None:
         """Open the one connection, unless the backoff after earlier failures says not yet."""
-        if self._failures and self._clock() < self._retry_at:
-            wait = self._retry_at - self._clock()
-            if self._saturated:
+        closed = self.gate.closed()
+        if closed is not None:
+            if self.gate.saturated:
                 raise _SaturatedError(False)
-            raise SourceError(f"{self._last_failure}; next attempt in {wait:.1f}s")
+            raise SourceError(closed)
         conn = cast(_Wire, self._class(**self._options))
         started = self._clock()
         try:
@@ -348,23 +350,15 @@ class RedisCollector:
             raise
         self._conn, self._config_get = conn, True
         self.probe.succeeded(self._clock() - started)  # a fresh login, as the probe's
-        if self._failures:
-            self._log.info(
-                "redis_reconnected", instance=self.instance, after_failures=self._failures
-            )
-        self._failures, self._saturated, self._last_failure = 0, False, ""
+        self.gate.succeeded()
 
     def _failed(self, exc: BaseException) -> Exception:
         """Count a failure, schedule the next attempt, and say what happened, safely."""
-        self._failures += 1
-        self._retry_at = self._clock() + self.backoff.delay(self._failures)
         reason = one_line(exc)
-        self._saturated = SATURATION_ERROR in reason
-        if self._saturated:
-            return _SaturatedError(True)
+        saturated = SATURATION_ERROR in reason
         where = "" if self.where in reason else f"{self.where}: "
-        self._last_failure = f"{where}{reason}"
-        return SourceError(self._last_failure)
+        self.gate.failed(f"{where}{reason}", saturated=saturated)
+        return _SaturatedError(True) if saturated else SourceError(self.gate.reason)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -102,8 +102,12 @@ def test_masking_and_the_scrubber_take_the_whole_password(
     masked = url(text)
     assert conninfo.parse(masked) == {**meaning, "password": MASK}
     assert url_secrets(text) == ([password] if password else [])
-    if password:
+    if password.strip():
         assert Scrubber([password])(f"auth failed for {password} ") == f"auth failed for {MASK} "
+    else:  # white space alone is left alone: masking it would garble the line, hiding nothing
+        assert (
+            Scrubber([password])(f"auth failed for {password} ") == f"auth failed for {password} "
+        )
     # free text (a driver's message quoting the DSN) loses the whole value too
     (written_password,) = [k for k in conninfo.keywords(text) if k.key == "password"]
     elsewhere = text[: written_password.start] + text[written_password.end :]
@@ -169,3 +173,8 @@ def test_a_refused_keyword_dsn_hides_the_whole_password(dsn: str) -> None:
     assert "notaport" in done.stderr
     assert "secret" not in done.stderr
     assert "cd" not in done.stderr
+
+
+def test_a_password_of_white_space_does_not_garble_log_lines() -> None:
+    """Found by the property above: `password=\\ ` is a password of one space."""
+    assert Scrubber([" ", "\t"])("auth failed for user a b\tc") == "auth failed for user a b\tc"

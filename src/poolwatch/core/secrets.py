@@ -232,7 +232,9 @@ class Scrubber:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # a password of white space alone cannot be told from the text's own spaces: masking it
+        # would garble every line and hide nothing
+        values = sorted({s for s in secrets if s.strip()}, key=len, reverse=True)
         # a token boundary: not inside a longer word or number (`a` in `alpha` stays)
         alternatives = "|".join(re.escape(value) for value in values)
         self._pattern = (

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import IO, Any
 
 BASE_ENV = {
@@ -60,3 +61,29 @@ class Daemon:
             if predicate(self.lines[-1]):
                 return self.lines[-1]
         raise AssertionError(f"not seen within {deadline}s; lines: {self.lines[-20:]}")
+
+
+def healthcheck(state: Path) -> subprocess.CompletedProcess[str]:
+    """`poolwatch --healthcheck` against a state dir, as Docker's HEALTHCHECK runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "poolwatch", "--healthcheck"],
+        env={**BASE_ENV, "POOLWATCH_STATE_DIR": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def poolwatch(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """One `poolwatch` command (`--once`, `--check-config`, ...) run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "poolwatch", *args],
+        env={**BASE_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

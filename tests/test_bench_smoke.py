@@ -13,30 +13,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.integration
-def test_bench_quick_once_prints_a_table() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "once"],
+def bench(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m <args>` from the checkout, as the README runs the benchmarks."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=timeout,
         check=False,
     )
+
+
+@pytest.mark.integration
+def test_bench_quick_once_prints_a_table() -> None:
+    done = bench("bench", "--quick", "--only", "once", timeout=100)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| `--once` cold start, wall | host only |" in done.stdout
     assert "NOT MEASURED" not in done.stdout
 
 
 def test_bench_rejects_an_unknown_measurement() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "nonsense"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = bench("bench", "--only", "nonsense", timeout=60)
     assert done.returncode == 2
     assert "unknown ['nonsense']" in done.stderr
 
@@ -45,14 +43,7 @@ def test_bench_rejects_an_unknown_measurement() -> None:
 def test_bench_quick_churn_prints_growth_per_hour() -> None:
     """The churn soak end to end in about 20 s: every row is there and measured. Neither growth
     nor the alerts' verdict is judged: 12 s decide neither, and bench/ does not assert times."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "churn"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
+    done = bench("bench", "--quick", "--only", "churn", timeout=100)
     assert done.returncode == 0, done.stderr[-2000:]
     for row in ("open descriptors", "of which sockets", "threads", "resident memory"):
         assert f"| churn soak: {row} |" in done.stdout
@@ -64,14 +55,7 @@ def test_bench_quick_churn_prints_growth_per_hour() -> None:
 @pytest.mark.integration
 def test_bench_login_probe_prints_its_tables() -> None:
     """The login probe's benchmark end to end, briefly: both tables, every source measured."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.login_probe", "--probes", "3", "--minutes", "0.05"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
+    done = bench("bench.login_probe", "--probes", "3", "--minutes", "0.05", timeout=100)
     assert done.returncode == 0, done.stderr[-2000:]
     for row in ("| PostgreSQL (SCRAM) |", "| Redis (no AUTH) |", "| PgBouncer → PostgreSQL |"):
         assert row in done.stdout
@@ -83,14 +67,7 @@ def test_bench_login_probe_prints_its_tables() -> None:
 def test_bench_quick_watched_prints_the_backend_cpu_before_and_after() -> None:
     """The watched-cost measurement end to end with 500 tables: both rows are there, measured.
     The numbers are not judged (3 s windows decide nothing)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "watched"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = bench("bench", "--quick", "--only", "watched", timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     for size_interval in ("1s (every poll, as before)", "5m (the default)"):
         assert f", size_interval {size_interval} | " in done.stdout

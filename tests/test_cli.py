@@ -14,20 +14,7 @@ from typing import Any
 import pytest
 
 from poolwatch.sources.host.readings import CHECKS
-from tests.daemon import BASE_ENV, Daemon
-
-
-def poolwatch(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "poolwatch", *args],
-        env={**BASE_ENV, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.daemon import Daemon, poolwatch
 
 
 def results(stdout: str) -> list[dict[str, Any]]:

@@ -11,8 +11,6 @@ any whitespace around `=`) round-trip through our parser, and agree with libpq's
 from __future__ import annotations
 
 import string
-import subprocess
-import sys
 
 import pytest
 from hypothesis import assume, given, settings
@@ -25,7 +23,7 @@ from poolwatch.config.secrets import redacted, secret_values
 from poolwatch.core import conninfo
 from poolwatch.core.secrets import MASK, Scrubber, mask_urls, url, url_secrets
 from poolwatch.sources.postgres.dsn import libpq_uri
-from tests.daemon import BASE_ENV
+from tests.daemon import poolwatch
 
 KEYS = ["host", "port", "dbname", "user", "application_name", "sslmode", "options"]
 SPACE = " \t\n\v\f\r"
@@ -127,13 +125,10 @@ def test_the_reported_escaped_quote_is_masked_whole_and_learned_whole() -> None:
     assert "password=***" in shown
     assert "secret" not in shown
     assert "cd" not in shown.replace("db.example", "")
-    done = subprocess.run(
-        [sys.executable, "-m", "poolwatch", "--check-config"],
-        env={**BASE_ENV, "POOLWATCH_POSTGRES_DSN": dsn, "POOLWATCH_HOST_STATS": "off"},
-        capture_output=True,
-        text=True,
+    done = poolwatch(
+        "--check-config",
+        env={"POOLWATCH_POSTGRES_DSN": dsn, "POOLWATCH_HOST_STATS": "off"},
         timeout=30,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "host=db.example user=mon password=*** dbname=app" in done.stdout
@@ -161,13 +156,10 @@ def test_a_keyword_dsn_whose_password_holds_a_scheme_is_still_a_keyword_dsn() ->
     ],
 )
 def test_a_refused_keyword_dsn_hides_the_whole_password(dsn: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "poolwatch", "--check-config"],
-        env={**BASE_ENV, "POOLWATCH_POSTGRES_DSN": dsn, "POOLWATCH_HOST_STATS": "off"},
-        capture_output=True,
-        text=True,
+    done = poolwatch(
+        "--check-config",
+        env={"POOLWATCH_POSTGRES_DSN": dsn, "POOLWATCH_HOST_STATS": "off"},
         timeout=30,
-        check=False,
     )
     assert done.returncode == 3
     assert "notaport" in done.stderr

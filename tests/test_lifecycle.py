@@ -9,9 +9,8 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,28 +18,9 @@ from structlog.testing import capture_logs
 
 from poolwatch.runtime import heartbeat
 from poolwatch.sinks.durable.queue import DROPPED_IDS_PER_LINE, DurableQueue
-from tests.daemon import BASE_ENV, Daemon
+from tests.daemon import Daemon, healthcheck
+from tests.eventually import eventually_sync
 from tests.test_heartbeat import ticking
-
-
-def eventually(check: Callable[[], bool], what: str, deadline: float = 40) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {deadline}s: {what}")
-
-
-def healthcheck(state: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "poolwatch", "--healthcheck"],
-        env={**BASE_ENV, "POOLWATCH_STATE_DIR": str(state)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -77,13 +57,15 @@ def test_a_full_state_volume_is_named_not_called_stuck(small_volume: Path) -> No
     env = {"POOLWATCH_STATE_DIR": str(small_volume), "POOLWATCH_INTERVAL": "1s"}
     with Daemon(env) as daemon:
         daemon.wait_for(lambda line: line.get("event") == "started")
-        eventually(lambda: healthcheck(small_volume).returncode == 0, "healthy first")
+        eventually_sync(lambda: healthcheck(small_volume).returncode == 0, "healthy first", 40, 0.5)
         fill(small_volume)
         daemon.wait_for(lambda line: line.get("event") == "heartbeat_unwritable")
         done: list[subprocess.CompletedProcess[str]] = []
-        eventually(
+        eventually_sync(
             lambda: (done.append(healthcheck(small_volume)) or done[-1].returncode) == 1,
             "unhealthy once the heartbeat is three periods old",
+            40,
+            0.5,
         )
         said = done[-1].stdout
         assert said.startswith("unhealthy: heartbeat is ")
@@ -91,7 +73,7 @@ def test_a_full_state_volume_is_named_not_called_stuck(small_volume: Path) -> No
         assert "the volume is full; free space on it" in said
         assert "stuck" not in said
         (small_volume / "ballast").unlink()  # space again: alive again, by the same rule
-        eventually(lambda: healthcheck(small_volume).returncode == 0, "healthy again")
+        eventually_sync(lambda: healthcheck(small_volume).returncode == 0, "healthy again", 40, 0.5)
         assert daemon.stop() == 0
 
 

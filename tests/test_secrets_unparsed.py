@@ -16,7 +16,6 @@ import re
 import signal
 import string
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,8 @@ from hypothesis import strategies as st
 
 from poolwatch.config.load import ConfigError, load
 from poolwatch.config.secrets import redacted, secret_values
-from tests.daemon import BASE_ENV, Daemon
+from tests.daemon import Daemon
+from tests.daemon import poolwatch as run
 
 SPECIALS = "/#?+=@:"
 URLS = [
@@ -99,14 +99,7 @@ def test_the_loader_never_shows_a_password_in_an_error_or_the_redacted_config(
 
 
 def poolwatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "poolwatch", *args],
-        env={**BASE_ENV, **QUIET, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run(*args, env={**QUIET, **env}, timeout=30)
 
 
 def test_the_reported_base64_password_is_not_shown_nor_quoted_as_a_port() -> None:

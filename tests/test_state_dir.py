@@ -12,19 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon import BASE_ENV, Daemon
+from tests.daemon import BASE_ENV, Daemon, healthcheck
 from tests.net import free_port
-
-
-def healthcheck(state: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "poolwatch", "--healthcheck"],
-        env={**BASE_ENV, "POOLWATCH_STATE_DIR": str(state)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_a_second_daemon_is_refused_and_leaves_the_heartbeat_alone(tmp_path: Path) -> None:

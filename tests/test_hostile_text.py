@@ -66,7 +66,9 @@ FORGERIES = [
     "\x1c",
     "\u2028",
     "\u2029",
-    "\ud800",  # lone surrogates: text decoded with surrogateescape
+    # lone surrogates: text decoded with surrogateescape, which gives only U+DC80..U+DCFF (no
+    # high surrogate, so never a pair that JSON would read back as one character)
+    "\udc80",
     "\udcff",
     "\ufffd",  # what a byte that is not UTF-8 becomes, decoded with replacement
     "|",

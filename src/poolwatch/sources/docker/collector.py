@@ -42,6 +42,7 @@ from poolwatch.sources.docker.engine import (
     EventStream,
     version_tuple,
 )
+from poolwatch.sources.docker.events import ContainerEvent, Resume
 from poolwatch.sources.docker.readings import ENGINE_INSTANCE, SOURCE
 from poolwatch.sources.docker.settings import DockerSettings
 from poolwatch.sources.docker.stats import (
@@ -137,8 +138,8 @@ class DockerCollector:
         self._samples: dict[str, Sample] = {}
         self._overrides: dict[str, dict[str, Rule]] = {}
         self._cgroups: CgroupReader | None = None
-        self._last_nano = 0
-        self._seen_at_last: set[tuple[str, str]] = set()
+        self.resume = Resume()
+        """Where the next event subscription resumes (kept across subscriptions)."""
         self._oversize: set[str] = set()
         """Containers whose inspect or stats answer was over the cap (logged once each)."""
         self._dropped: set[str] = set()
@@ -462,57 +463,34 @@ class DockerCollector:
     async def watch(self, publish: Publish) -> None:
         await follow(self.events, self, publish)
 
-    def since(self) -> str | None:
-        """Resume where the last stream stopped, so a reconnect misses nothing."""
-        if not self._last_nano:
-            return None
-        seconds, nanos = divmod(self._last_nano, 1_000_000_000)
-        return f"{seconds}.{nanos:09d}"
-
-    def on_event(self, event: Mapping[str, Any]) -> list[Reading]:
-        """One engine event → the readings it changes (often none)."""
-        actor = event.get("Actor") or {}
-        container_id = str(actor.get("ID") or event.get("id") or "")
-        action = str(event.get("Action") or event.get("status") or "")
-        nano = int(event.get("timeNano") or 0)
-        if nano < self._last_nano or (
-            nano == self._last_nano and (container_id, action) in self._seen_at_last
-        ):
-            return []  # replayed after a reconnect
-        if nano > self._last_nano:
-            self._last_nano, self._seen_at_last = nano, set()
-        self._seen_at_last.add((container_id, action))
-        if not container_id:
-            return []
-        if action == "destroy":
+    def on_event(self, event: ContainerEvent) -> list[Reading]:
+        """One new event of a container → the readings it changes (often none)."""
+        container_id = event.container_id
+        if event.action == "destroy":
             self._forget(container_id)
             return []
         container = self._known.get(container_id) or Container.from_event(
-            container_id, actor.get("Attributes") or {}
+            container_id, event.attributes
         )
         if not self.selector.selected(container):
             return []
         now = self.clock()
         self._dirty.add(container_id)
         self._evented.add(container_id)
-        if action == "die":
-            code = str((actor.get("Attributes") or {}).get("exitCode") or "")
-            exit_code = int(code) if code.lstrip("-").isdigit() else None
-            self.activity.died(container_id, self.wall(), exit_code)
-        elif action == "start":
+        if event.action == "die":
+            self.activity.died(container_id, self.wall(), event.exit_code)
+        elif event.action == "start":
             self._samples.pop(container_id, None)  # a new process: counters start over
             if self.activity.started(container_id, now):
                 self._ensure_rules(container)
                 return [self._restarts(container, now)]
-        elif action == "oom":
+        elif event.action == "oom":
             self.activity.oom(container_id, now)
             self._ensure_rules(container)
             return [self._ooms(container, now)]
-        elif action.startswith("health_status"):
-            status = action.partition(":")[2].strip()
-            if status in ("healthy", "unhealthy"):
-                self._ensure_rules(container)
-                return [self._health(container, status)]
+        elif event.health is not None:
+            self._ensure_rules(container)
+            return [self._health(container, event.health)]
         return []
 
     def _ensure_rules(self, container: Container) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -39,6 +39,20 @@ class DockerSettings(SourceSettings):
     stats: Literal["auto", "cgroup", "api"] = "auto"
     cgroup_root: Path = Path("/sys/fs/cgroup")
     concurrency: int = Field(8, ge=1, le=64)
+
+    @classmethod
+    def settle(
+        cls,
+        section: dict[str, Any],
+        merged: Mapping[str, Any],
+        said: Mapping[str, Any],
+        sources: Sequence[type[SourceSettings]],
+    ) -> None:
+        """With the host mounted at `host.rootfs` (recursively, as Docker bind-mounts), its
+        cgroup files are at `{rootfs}/sys/fs/cgroup`: read them there unless told otherwise."""
+        rootfs = str((merged.get("host") or {}).get("rootfs") or "/").rstrip("/")
+        if rootfs and "cgroup_root" not in said:
+            section["cgroup_root"] = f"{rootfs}/sys/fs/cgroup"
 
     async def plan(self, running: Collection[str]) -> list[Planned]:
         if self.enabled == "off":

@@ -1,20 +1,22 @@
-"""Following the engine's event stream: subscribe, hand events over, notice the engine going away
-and coming back, resubscribe with backoff. The collector (`EventHandler`) decides what an event
-means; this module only keeps the subscription alive.
+"""Following the engine's event stream: subscribe, hand each new event over, notice the engine
+going away and coming back, resubscribe with backoff where the last subscription stopped. The
+collector (`EventHandler`) decides what an event means for its readings; events.py says what an
+item of the stream is and which ones are new.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
 from poolwatch.core.backoff import Backoff
 from poolwatch.core.model import UP_CHECK, Reading
 from poolwatch.logs import get_logger
 from poolwatch.sources import Publish
 from poolwatch.sources.docker.engine import CONNECTED, EventSkipped, EventStream, StreamEnded
+from poolwatch.sources.docker.events import ContainerEvent, Resume
 
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0
 PING_EVERY = 5.0
@@ -30,13 +32,12 @@ class EventHandler(Protocol):
     timeout: float
     """How long the engine may take to accept a subscription."""
     connected: asyncio.Event
+    resume: Resume
+    """Kept by the handler, so that a new `follow` (after a reload) resumes where the last
+    one stopped."""
 
-    def since(self) -> str | None:
-        """Where a new subscription resumes (None: from now)."""
-        ...
-
-    def on_event(self, event: Mapping[str, Any]) -> Sequence[Reading]:
-        """The readings one event changes."""
+    def on_event(self, event: ContainerEvent) -> Sequence[Reading]:
+        """The readings one new event of a container changes."""
         ...
 
     async def probe(self) -> bool:
@@ -76,7 +77,7 @@ async def _subscription(stream: EventStream, handler: EventHandler, publish: Pub
     is `up` 1; a lost stream with an engine that does not answer a ping is `up` 0 at once."""
     log = get_logger()
     timeout = handler.timeout
-    stream.open(handler.since())
+    stream.open(handler.resume.since())
     connected = False
     error: BaseException | None = None
     keepalive: asyncio.Task[None] | None = None
@@ -99,9 +100,11 @@ async def _subscription(stream: EventStream, handler: EventHandler, publish: Pub
                 if isinstance(item, EventSkipped):
                     log.warning("docker_event_skipped", reason=item.reason, skipped=stream.skipped)
                 elif isinstance(item, dict):
-                    found = handler.on_event(item)
-                    if found:
-                        await publish(found)
+                    event = ContainerEvent.parse(item)
+                    if handler.resume.fresh(event) and event.container_id:
+                        found = handler.on_event(event)
+                        if found:
+                            await publish(found)
     except TimeoutError:
         error = TimeoutError(f"no answer within {timeout:g}s")
     finally:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from poolwatch.config.fields import Frozen, Secret, secret_field_names
-from poolwatch.config.load import load
+from poolwatch.config.load import ConfigError, load
 from poolwatch.config.secrets import redacted, secret_values
 from poolwatch.core.secrets import MASK, Scrubber
 from tests.daemon import Daemon
@@ -167,3 +167,18 @@ def test_password_postgres_leaves_every_event_field_intact(validate_event: Any) 
     assert (down["source"], down["instance"], down["check"]) == ("postgres", "main", "up")
     assert (redis_down["source"], redis_down["instance"]) == ("redis", "main")
     assert down["message"].startswith("PostgreSQL main:")
+
+
+@pytest.mark.parametrize("headers", ["{X-Api-Key: 90210117}", "'X-Api-Key 90210117'", "[90210117]"])
+def test_a_refused_header_value_is_not_shown(tmp_path: Path, headers: str) -> None:
+    """A header's value is declared `Secret` (dict[str, Secret]): the loader's refusal names
+    the key and hides the value, with no rule of its own for `headers`."""
+    config_file = tmp_path / "poolwatch.yaml"
+    config_file.write_text(
+        f"webhooks:\n  - name: audit\n    url: https://hook.example/x\n    headers: {headers}\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load(config_file, {})
+    message = str(refused.value)
+    assert "webhooks.audit.headers" in message or "webhooks.0.headers" in message, message
+    assert "90210117" not in message

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from poolwatch.config.fields import read_secret_file
 from poolwatch.config.model import Config
-from poolwatch.config.plugin import EnvVar, SourceSettings
+from poolwatch.config.plugin import EnvVar, Section, SourceSettings
 from poolwatch.config.rules import parse_threshold
 from poolwatch.config.secrets import is_secret_path, secret_kind
 from poolwatch.core.secrets import Scrubber, is_uri, unparsed, url_secrets
@@ -330,17 +330,15 @@ def _yield_defaults(data: dict[str, Any], user: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-def _cgroups_under_rootfs(data: dict[str, Any], user: Mapping[str, Any]) -> None:
-    """With the host mounted at `rootfs` (recursively, as Docker bind-mounts), its cgroup files
-    are at `{rootfs}/sys/fs/cgroup`: the Docker source reads them there unless told otherwise."""
-    rootfs = str((data.get("host") or {}).get("rootfs") or "/")
-    docker = data.get("docker")
-    if (
-        rootfs.rstrip("/")
-        and isinstance(docker, dict)
-        and "cgroup_root" not in (user.get("docker") or {})
-    ):
-        docker["cgroup_root"] = f"{rootfs.rstrip('/')}/sys/fs/cgroup"
+def _settle(data: dict[str, Any], said: Mapping[str, Any]) -> None:
+    """Each plugin section fills in what it derives from others (`Section.settle`), given the
+    registry's sources."""
+    sources = Config.source_types()
+    for key, kind, many in sections():
+        section = data.get(key)
+        if not many and issubclass(kind, Section) and isinstance(section, dict):
+            mine = said.get(key)
+            kind.settle(section, data, mine if isinstance(mine, dict) else {}, sources)
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -422,9 +420,7 @@ def _problems(found: list[_Problem]) -> str:
 
 def _secret_kind(parts: tuple[str, ...]) -> str | None:
     """Whether the value at an error's path is a declared secret: a URL/DSN is shown with its
-    password masked, any other secret (and anything under `headers`) not at all."""
-    if "headers" in parts:
-        return "value"
+    password masked, any other secret not at all."""
     named = {n[-1] for n in _named_lists()}
     path: list[str] = []
     for part in parts:
@@ -447,7 +443,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     origins, layer = apply_environment(data, env)
     said = deep_merge(user, layer)
     notes = _yield_defaults(data, said)
-    _cgroups_under_rootfs(data, said)
+    _settle(data, said)
     _inherit(data)
     try:
         config = Config.model_validate(data)

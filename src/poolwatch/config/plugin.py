@@ -9,7 +9,7 @@ source touches its own folder, one field of `poolwatch.config.model.Config`, and
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -48,7 +48,24 @@ class EnvVar:
     """Only read when this other variable is set."""
 
 
-class Judged(Frozen):
+class Section(Frozen):
+    """A plugin's section of the config (a source's, a sink's)."""
+
+    @classmethod
+    def settle(
+        cls,
+        section: dict[str, Any],
+        merged: Mapping[str, Any],
+        said: Mapping[str, Any],
+        sources: Sequence[type[SourceSettings]],
+    ) -> None:
+        """Before validation, fill in what this section derives from elsewhere: `merged` is the
+        whole configuration (defaults, file, environment), `said` what the operator gave this
+        section, `sources` the registry's source settings classes. Nothing by default; the
+        loader calls it for every plugin section, so the loader knows no plugin's rule."""
+
+
+class Judged(Section):
     """Something a collector polls and judges: on an interval, under a timeout, by rules."""
 
     CHECKS: ClassVar[tuple[str, ...]] = ()
@@ -102,7 +119,7 @@ class SourceSettings(Judged):
     TITLE: ClassVar[str]
     """How a sentence names it (`PostgreSQL main: ...`): `core.describe.SOURCE_TITLES`."""
     TEAM: ClassVar[str]
-    """The Alertmanager `team` label of its alerts by default (`alertmanager.teams`)."""
+    """The Alertmanager `team` label of its alerts unless `alertmanager.teams` says another."""
 
     def collector(self) -> Callable[..., Collector]:
         """The collector class; imported when called, so an unused source costs nothing."""

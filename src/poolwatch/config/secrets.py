@@ -65,6 +65,11 @@ def secret_kind(model: type[BaseModel], path: Sequence[str]) -> str | None:
         if key not in node.model_fields:
             return None
         annotation = field_annotation(node, key)
+        values = _mapping_values(annotation)
+        if values is not None:
+            # a mapping of secrets (a webhook's `headers`): the whole and each value is secret,
+            # whatever key the path names below it
+            return annotation_kind(values)
         if not keys:
             return annotation_kind(annotation)
         node = _unwrap(annotation)
@@ -72,6 +77,12 @@ def secret_kind(model: type[BaseModel], path: Sequence[str]) -> str | None:
             node = typing.get_args(node)[0]
             keys.pop(0)
     return None
+
+
+def _mapping_values(annotation: object) -> object | None:
+    """The value type of a `dict[K, V]` field, else None."""
+    node = _unwrap(annotation)
+    return typing.get_args(node)[1] if typing.get_origin(node) is dict else None
 
 
 def _unwrap(annotation: object) -> object:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,14 @@ from poolwatch.sources.docker.engine import (
     version_tuple,
 )
 from poolwatch.sources.docker.events import ContainerEvent, Resume
+from poolwatch.sources.docker.lifecycle import (
+    EXPECT_LABEL,
+    Ending,
+    Policy,
+    Verdict,
+    expectation,
+    judge,
+)
 from poolwatch.sources.docker.readings import ENGINE_INSTANCE, SOURCE
 from poolwatch.sources.docker.settings import DockerSettings
 from poolwatch.sources.docker.stats import (
@@ -57,6 +66,12 @@ from poolwatch.sources.docker.watch import REASON_CHARS, follow
 CGROUP_PRIME = 0.2
 """The first poll's two cgroup samples are this far apart: the counters are exact (ns of CPU;
 /proc/stat in ticks of 10 ms, 40 of them on 2 CPUs), so a short gap gives a true CPU %."""
+SETTLE = 0.5
+"""A `die` is judged this long after it: `docker stop` says `kill`, `die`, then `stop`, and a
+restart policy may start the container again at once."""
+KILL_TO_DIE = 15.0
+"""A `kill` event counts as the cause of a `die` within this long (docker stop's default
+timeout is 10 s, after which it kills)."""
 API_PRIME = 0.5
 """... and two API samples this far apart (the engine's own counters, read on its ticks)."""
 
@@ -70,6 +85,13 @@ class _Inspected:
     oom_killed: bool = False
     health_output: str | None = None
     """The first HEALTH_OUTPUT_CHARS of the health check's last output."""
+    restart_count: int = 0
+    finished_at: float | None = None
+    """Wall-clock time the container last ended (inspect's `FinishedAt`); None: never."""
+
+    @property
+    def policy(self) -> Policy:
+        return Policy.of(self.host_config)
 
 
 HEALTH_OUTPUT_CHARS = 200
@@ -138,6 +160,13 @@ class DockerCollector:
         self._samples: dict[str, Sample] = {}
         self._overrides: dict[str, dict[str, Rule]] = {}
         self._cgroups: CgroupReader | None = None
+        self._endings: dict[str, Ending] = {}
+        """How each container last ended, as the event stream said (`kill`, `die`, `stop`)."""
+        self._kills: dict[str, tuple[float, int | None]] = {}
+        """A `kill` event's time and signal, until the `die` it may cause."""
+        self._judging: dict[str, asyncio.Task[None]] = {}
+        """At most one pending verdict per container (SETTLE after its `die`)."""
+        self._publish: Publish | None = None
         self.resume = Resume()
         """Where the next event subscription resumes (kept across subscriptions)."""
         self._oversize: set[str] = set()
@@ -311,6 +340,8 @@ class DockerCollector:
             # how it ended
             running = str(state.get("Status") or container.state) == "running"
             exit_code = None if running else state.get("ExitCode")
+            finished = str(state.get("FinishedAt") or "")
+            age = _age(finished, self.wall())
             self._inspected[container.id] = _Inspected(
                 state=str(state.get("Status") or container.state),
                 host_config=host_config,
@@ -318,6 +349,8 @@ class DockerCollector:
                 exit_code=int(exit_code) if isinstance(exit_code, int) else None,
                 oom_killed=bool(state.get("OOMKilled")),
                 health_output=_health_output(state),
+                restart_count=int(data.get("RestartCount") or 0),
+                finished_at=None if age is None else self.wall() - age,
             )
             self._dirty.discard(container.id)
 
@@ -383,6 +416,7 @@ class DockerCollector:
             )
         found.append(self._restarts(container, now))
         found.append(self._ooms(container, now))
+        found += self._state_readings(container)
         if container.running and container.health is not None:
             found.append(self._health(container, container.health))
         return found
@@ -412,6 +446,73 @@ class DockerCollector:
             "restarts_in_window": restarts,
             "last_die_times": [rfc3339(datetime.fromtimestamp(t, UTC)) for t in deaths],
         }
+
+    def _state_readings(self, container: Container) -> list[Reading]:
+        """`died` and `stopped`: 1 while a container that should run does not, by how it ended
+        (lifecycle.py); both 0 otherwise, so a start resolves either at once."""
+        inspected = self._inspected.get(container.id)
+        state = container.state  # the freshest: the list's, or what an event just said
+        policy = inspected.policy if inspected is not None else Policy("no")
+        ending = self._endings.get(container.id)
+        if ending is None and inspected is not None and state not in ("running", "created"):
+            ending = Ending(inspected.exit_code, inspected.finished_at, inspected.oom_killed)
+        expect = expectation(container.labels, policy)
+        now = self.wall()
+        verdict = judge(
+            state,
+            policy,
+            expect,
+            ending,
+            inspected.restart_count if inspected is not None else 0,
+            now,
+            self.config.restart_grace,
+            self.config.forget_after,
+        )
+        message: str | None = None
+        context: dict[str, Any] | None = None
+        if verdict is not Verdict.FINE and ending is not None:
+            when = rfc3339(datetime.fromtimestamp(ending.at, UTC)) if ending.at else None
+            intent = (
+                f"label {EXPECT_LABEL}=running"
+                if expect == "running"
+                else f"restart policy {policy}"
+            )
+            message = (
+                ("" if state == "exited" else f"{state}: ")
+                + f"{ending.how()}, {ending.cause()}"
+                + (f" at {when}" if when else "")
+                + f"; {intent}"
+            )
+            context = {
+                "state": state,
+                "exit_code": ending.exit_code,
+                "signal": _exit_signal(ending),
+                "oom_killed": ending.oom_killed,
+                "stopped_by": ending.by_api or ("itself" if ending.seen else "unknown"),
+                "ended_at": when,
+                "restart_policy": str(policy),
+                "expect": expect,
+            }
+        died = 1 if verdict is Verdict.DIED else 0
+        stopped = 1 if verdict is Verdict.STOPPED else 0
+        return [
+            _reading(
+                container,
+                "died",
+                died,
+                "bool",
+                message if died else None,
+                context=context if died else None,
+            ),
+            _reading(
+                container,
+                "stopped",
+                stopped,
+                "bool",
+                message if stopped else None,
+                context=context if stopped else None,
+            ),
+        ]
 
     def _health(self, container: Container, status: str) -> Reading:
         value = 0 if status == "unhealthy" else 1
@@ -448,11 +549,17 @@ class DockerCollector:
             table.pop(container_id, None)
         self._dirty.discard(container_id)
         self._oversize.discard(container_id)
+        self._endings.pop(container_id, None)
+        self._kills.pop(container_id, None)
+        pending = self._judging.pop(container_id, None)
+        if pending is not None:
+            pending.cancel()
         self.activity.forget(container_id)
 
     def _forget_all_but(self, present: set[str]) -> None:
         """Drop every trace of containers that are gone (a missed `destroy` included)."""
-        gone = (set(self._known) | set(self._inspected) | set(self._overrides)) - present
+        tracked = set(self._known) | set(self._inspected) | set(self._overrides)
+        gone = (tracked | set(self._endings) | set(self._kills)) - present
         for container_id in gone:
             self._forget(container_id)
         self.activity.keep_only(present | self._evented)
@@ -461,7 +568,13 @@ class DockerCollector:
     # --- events ---------------------------------------------------------------------------------
 
     async def watch(self, publish: Publish) -> None:
-        await follow(self.events, self, publish)
+        self._publish = publish
+        try:
+            await follow(self.events, self, publish)
+        finally:
+            for task in self._judging.values():
+                task.cancel()
+            self._judging.clear()
 
     def on_event(self, event: ContainerEvent) -> list[Reading]:
         """One new event of a container → the readings it changes (often none)."""
@@ -477,13 +590,25 @@ class DockerCollector:
         now = self.clock()
         self._dirty.add(container_id)
         self._evented.add(container_id)
-        if event.action == "die":
+        if event.action == "kill":
+            signal = event.attributes.get("signal", "")
+            self._kills[container_id] = (now, int(signal) if signal.isdigit() else None)
+        elif event.action == "die":
             self.activity.died(container_id, self.wall(), event.exit_code)
+            self._ended(container, event)
+        elif event.action == "stop":
+            ending = self._endings.get(container_id)
+            if ending is not None:
+                self._endings[container_id] = replace(ending, by_api="stop")
+                self._judge_later(container, 0.0)
         elif event.action == "start":
             self._samples.pop(container_id, None)  # a new process: counters start over
-            if self.activity.started(container_id, now):
-                self._ensure_rules(container)
-                return [self._restarts(container, now)]
+            self._endings.pop(container_id, None)
+            self._known[container_id] = replace(container, state="running")
+            restarted = self.activity.started(container_id, now)
+            self._ensure_rules(container)
+            found = self._state_readings(self._known[container_id])
+            return [self._restarts(container, now), *found] if restarted else found
         elif event.action == "oom":
             self.activity.oom(container_id, now)
             self._ensure_rules(container)
@@ -492,6 +617,45 @@ class DockerCollector:
             self._ensure_rules(container)
             return [self._health(container, event.health)]
         return []
+
+    def _ended(self, container: Container, event: ContainerEvent) -> None:
+        """A `die`: how it ended, judged SETTLE later (a `stop` event follows a `docker stop`
+        within milliseconds, and a restart policy may already have started it again)."""
+        kill = self._kills.pop(container.id, None)
+        by_kill = kill is not None and self.clock() - kill[0] <= KILL_TO_DIE
+        oom = self.activity.ooms(container.id, self.clock()) > 0
+        self._endings[container.id] = Ending(
+            event.exit_code,
+            event.nano / 1e9 if event.nano else self.wall(),
+            oom_killed=oom and event.exit_code == 137,
+            by_api="kill" if by_kill else None,
+            signal=kill[1] if by_kill and kill is not None else None,
+            seen=True,
+        )
+        self._known[container.id] = replace(container, state="exited")
+        self._judge_later(container, SETTLE)
+
+    def _judge_later(self, container: Container, delay: float) -> None:
+        """Publish the container's `died` / `stopped` after `delay`, from a fresh inspect."""
+        if self._publish is None:
+            return
+        pending = self._judging.pop(container.id, None)
+        if pending is not None:
+            pending.cancel()
+        publish = self._publish
+
+        async def verdict() -> None:
+            await asyncio.sleep(delay)
+            await self._inspect([container])
+            known = self._known.get(container.id, container)
+            inspected = self._inspected.get(container.id)
+            if inspected is not None:
+                known = replace(known, state=inspected.state)
+            self._ensure_rules(known)
+            await publish(self._state_readings(known))
+            self._judging.pop(container.id, None)
+
+        self._judging[container.id] = asyncio.get_running_loop().create_task(verdict())
 
     def _ensure_rules(self, container: Container) -> None:
         """A container first met in an event gets its label thresholds before it is judged."""
@@ -515,6 +679,17 @@ class DockerCollector:
 
 DROPPED_NAMED = 5
 """Containers a label dropped: the engine's `up` message names this many, then counts."""
+
+
+def _exit_signal(ending: Ending) -> str | None:
+    """The signal that ended it: a `kill` event's, else from an exit code above 128."""
+    number = ending.signal
+    if number is None and ending.exit_code is not None and ending.exit_code > 128:
+        number = ending.exit_code - 128
+    try:
+        return signal.Signals(number).name if number is not None else None
+    except ValueError:
+        return None
 
 
 def _dropped_line(dropped: Sequence[Container]) -> str | None:

@@ -301,7 +301,7 @@ class EventStream:
     cross-check recovers the counts.
     """
 
-    ACTIONS = ("start", "die", "oom", "health_status", "destroy")
+    ACTIONS = ("start", "die", "oom", "health_status", "destroy", "kill", "stop")
 
     def __init__(
         self, environment: Mapping[str, str] | None, timeout: float, queue_size: int = 1000

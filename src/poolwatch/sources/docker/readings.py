@@ -10,6 +10,8 @@ CHECKS = (
     "restarts",
     "oom_killed",
     "healthy",
+    "died",
+    "stopped",
 )
 BOUNDED_PERCENT = frozenset({"memory_percent"})
 """`cpu_percent` is not bounded by 100: a container may use several CPUs (its limit says how

@@ -36,6 +36,10 @@ class DockerSettings(SourceSettings):
     honour_labels: bool = True
     """A container's own labels may drop it (`poolwatch.enable=false`) and set its thresholds."""
     restart_window: Duration = 600.0
+    restart_grace: Duration = 30.0
+    """A container its restart policy is restarting is paged only if still down after this."""
+    forget_after: Duration = 86400.0
+    """An ending poolwatch did not see that is older than this is history, not an outage."""
     stats: Literal["auto", "cgroup", "api"] = "auto"
     cgroup_root: Path = Path("/sys/fs/cgroup")
     concurrency: int = Field(8, ge=1, le=64)

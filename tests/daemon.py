@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +24,11 @@ BASE_ENV = {
 
 
 class Daemon:
-    """A running `poolwatch` daemon whose stdout JSON lines are read as they come."""
+    """A running `poolwatch` daemon whose stdout JSON lines are read as they come.
+
+    A thread of its own reads the pipe, so a wait's deadline holds even when the daemon falls
+    silent (a blocking read would outlast it, and only the test's timeout would end it, without
+    the lines seen)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
@@ -32,6 +39,11 @@ class Daemon:
             text=True,
         )
         self.lines: list[dict[str, Any]] = []
+        """The lines `wait_for` has taken so far, in order."""
+        self._unread: queue.Queue[str | None] = queue.Queue()
+        """Lines read from the pipe and not yet taken; None once the pipe has ended."""
+        self._reader = threading.Thread(target=self._read, name="daemon-stdout", daemon=True)
+        self._reader.start()
 
     def __enter__(self) -> Daemon:
         return self
@@ -40,27 +52,46 @@ class Daemon:
         self.stop()
 
     def stop(self, timeout: float = 10) -> int:
-        """SIGTERM, wait, close the pipe; the exit code."""
+        """SIGTERM, wait, close the pipe; the exit code. A daemon that does not stop within
+        `timeout` is killed (never left running) and the wait's TimeoutExpired raised."""
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
             return self.proc.wait(timeout=timeout)
         finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join()  # the pipe ends with the process
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
 
     def wait_for(self, predicate: Any, deadline: float = 60) -> dict[str, Any]:
-        stdout: IO[str] | None = self.proc.stdout
-        assert stdout is not None
+        """The first line from here on that `predicate` accepts, within `deadline` seconds."""
         end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            line = stdout.readline()
-            if not line:
-                break
-            self.lines.append(json.loads(line))
+        while (text := self._take(end - time.monotonic())) is not None:
+            self.lines.append(json.loads(text))
             if predicate(self.lines[-1]):
                 return self.lines[-1]
         raise AssertionError(f"not seen within {deadline}s; lines: {self.lines[-20:]}")
+
+    def _take(self, seconds: float) -> str | None:
+        """The next line within `seconds`; None at the deadline or once the pipe has ended."""
+        try:
+            text = self._unread.get(timeout=max(0.0, seconds))
+        except queue.Empty:
+            return None
+        if text is None:
+            self._unread.put(None)  # the end stays the end for the next wait
+        return text
+
+    def _read(self) -> None:
+        stdout: IO[str] | None = self.proc.stdout
+        assert stdout is not None
+        with contextlib.suppress(OSError, ValueError):  # closed under it: an end as well
+            for text in stdout:
+                self._unread.put(text)
+        self._unread.put(None)
 
 
 def healthcheck(state: Path) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,8 @@ import asyncio
 import heapq
 import itertools
 
+from tests.eventually import eventually
+
 _EPSILON = 1e-9
 """A sleeper due within this of the target is due: sums of 0.1 s intervals drift by ulps."""
 _SETTLE_TURNS = 50
@@ -45,12 +47,9 @@ class FakeClock:
         `count` sleeps are parked: the tasks under test have nothing left to do until time
         moves, so what they did so far can be asserted exactly."""
         await _settle()  # what was just woken or set first leaves its old sleep
-        loop = asyncio.get_running_loop()
-        end = loop.time() + within
-        while self.sleeping() < count:
-            if loop.time() > end:
-                raise AssertionError(f"not {count} sleeper(s) parked within {within:g}s")
-            await asyncio.sleep(0.005)
+        await eventually(
+            lambda: self.sleeping() >= count, f"{count} sleeper(s) parked", within, every=0.005
+        )
 
     async def advance(self, seconds: float) -> None:
         """Move time on by `seconds`, waking each sleeper at its time, in order, and letting

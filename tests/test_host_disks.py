@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,8 +23,9 @@ from poolwatch.config.load import ConfigError, load
 from poolwatch.core.model import Reading
 from poolwatch.sources.host.collector import HostCollector
 from poolwatch.sources.host.mounts import one_per_filesystem, parse_mountinfo, watched
-from poolwatch.sources.host.probe import Prober, Unavailable, Usage
+from poolwatch.sources.host.probe import Answer, Prober, Unavailable, Usage
 from tests.daemon import BASE_ENV, Daemon
+from tests.eventually import eventually, eventually_sync
 from tests.fusefs import FSNAME
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,14 +228,21 @@ class Fuse:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 30
-        while (filesystem := mounted_at(path)) is None:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                pytest.fail(f"the FUSE test filesystem did not mount: {self.stderr()}")
-            time.sleep(0.05)
+        try:
+            filesystem = eventually_sync(
+                self._mounted, "the FUSE test filesystem mounted", 30, 0.05
+            )
+        except AssertionError:
+            self.close()
+            pytest.fail(f"the FUSE test filesystem did not mount: {self.stderr()}")
         major, minor = (int(n) for n in filesystem.split(":"))
         self.connection = FUSECTL / str((major << 20) | minor)
+
+    def _mounted(self) -> str | None:
+        """Its filesystem's device number once mounted; the wait ends if the process exits."""
+        if self.proc.poll() is not None:
+            raise AssertionError("the FUSE process exited")
+        return mounted_at(self.path)
 
     def stderr(self) -> str:
         if self.proc.poll() is None or self.proc.stderr is None:
@@ -251,10 +258,12 @@ class Fuse:
         take one more request."""
         self.proc.send_signal(signal.SIGSTOP)
         tasks = Path(f"/proc/{self.proc.pid}/task")
-        deadline = time.monotonic() + 30
-        while any(state(task) != "T" for task in tasks.iterdir()):
-            assert time.monotonic() < deadline, "the FUSE process did not stop"
-            time.sleep(0.01)
+        eventually_sync(
+            lambda: all(state(task) == "T" for task in tasks.iterdir()),
+            "the FUSE process stopped, every thread of it",
+            30,
+            0.01,
+        )
 
     def cont(self) -> None:
         self.proc.send_signal(signal.SIGCONT)
@@ -262,9 +271,7 @@ class Fuse:
     def resume(self) -> None:
         """SIGCONT, and wait until the process has answered what waited for it."""
         self.cont()
-        deadline = time.monotonic() + 30
-        while self.waiting() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually_sync(lambda: self.waiting() == 0, "the FUSE process answered", 30, 0.05)
 
     def close(self) -> None:
         self.cont()
@@ -346,13 +353,13 @@ async def test_hung_mount_is_reported_alone_and_probed_once(hung_fuse: Fuse) -> 
         assert hung_fuse.waiting() == probes  # no second probe while the first is stuck
 
         hung_fuse.resume()
+
+        async def measured() -> list[Reading] | None:
+            readings = list(await collector.collect())
+            return readings if of(readings, "disk_up", mount).value == 1 else None
+
         # the stuck thread returns a moment after the FUSE process answered; poll until then
-        third = list(await collector.collect())
-        for _ in range(100):
-            if of(third, "disk_up", mount).value == 1:
-                break
-            await asyncio.sleep(0.1)
-            third = list(await collector.collect())
+        third = await eventually(measured, "the mount measured again", 30, 0.1)
         assert (of(third, "disk_up", mount).value, of(third, "disk_up", mount).message) == (1, None)
         assert of(third, "disk_percent", mount).value == 75.0  # what tests/fusefs.py answers
         assert not collector.last_poll_partial
@@ -402,11 +409,13 @@ async def test_probes_are_bounded(hung_fuse: Fuse, tmp_path: Path) -> None:
         assert len(probes) == 1
         assert probes[0].daemon
         hung_fuse.resume()
+
+        async def answered() -> dict[str, Answer] | None:
+            found = await prober.measure({"hung": str(hung_fuse.path), "fine": str(tmp_path)})
+            return None if isinstance(found["hung"], Unavailable) else found
+
         # the held thread returns once the filesystem answers again; a bound, not a timing
-        async with asyncio.timeout(30):
-            while isinstance(answers["hung"], Unavailable):
-                await asyncio.sleep(0.1)
-                answers = await prober.measure({"hung": str(hung_fuse.path), "fine": str(tmp_path)})
+        answers = await eventually(answered, "the hung filesystem measured again", 30, 0.1)
         assert answers["hung"] == Usage(75.0, 4096 * 1000)
         assert isinstance(answers["fine"], Usage)
     finally:

@@ -182,7 +182,7 @@ def test_after_the_first_sigterm_a_second_one_always_ends_poolwatch_by_that_sign
             daemon.wait_for(lambda line: line.get("event") == "started")
             daemon.proc.send_signal(signal.SIGTERM)
             daemon.wait_for(lambda line: line.get("event") == "stopped")
-            time.sleep(delay)
+            time.sleep(delay)  # a sweep of when the second signal lands, not a wait for a state
             state = Path(f"/proc/{daemon.proc.pid}/stat").read_text().split(") ")[1][0]
             daemon.proc.send_signal(signal.SIGTERM)
             code = daemon.proc.wait(timeout=10)

@@ -21,6 +21,7 @@ from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.plan import build_sinks
 from poolwatch.runtime.runner import Runner
 from poolwatch.sources.host.collector import HostCollector
+from tests.eventually import eventually
 
 
 @pytest.fixture
@@ -43,11 +44,10 @@ async def served() -> AsyncIterator[tuple[Runner, str, asyncio.Event]]:
 
 
 async def wait_ready(client: httpx.AsyncClient, base: str) -> None:
-    for _ in range(100):
-        if (await client.get(f"{base}/readyz")).status_code == 200:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("never ready")
+    async def ready() -> bool:
+        return (await client.get(f"{base}/readyz")).status_code == 200
+
+    await eventually(ready, "/readyz ready", 10, 0.05)
 
 
 async def test_metrics_show_the_latest_readings_and_alerts(

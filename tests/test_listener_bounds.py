@@ -13,8 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 
 from poolwatch.runtime.listener import reserve_for
 from tests.daemon import BASE_ENV
+from tests.eventually import eventually_sync
 from tests.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -43,16 +43,6 @@ def lines_of(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             pytest.fail(f"{path.name} has a line that is not JSON: {line[:300]!r}")
     return found
-
-
-def wait_until(condition: Callable[[], Any], what: str, deadline: float = DEADLINE) -> Any:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"not within {deadline:g}s: {what}")
 
 
 def descriptors(pid: int) -> int:
@@ -154,7 +144,9 @@ def test_a_slowloris_neither_exhausts_descriptors_nor_breaks_json(
         )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        wait_until(lambda: any(x["event"] == "started" for x in lines_of(out)), "started")
+        eventually_sync(
+            lambda: any(x["event"] == "started" for x in lines_of(out)), "started", DEADLINE
+        )
         assert httpx.get(url, timeout=5).status_code == 200
         peak = 0
         with Slowloris(port, SLOW) as slow:
@@ -175,14 +167,14 @@ def test_a_slowloris_neither_exhausts_descriptors_nor_breaks_json(
                     for x in lines_of(out)
                 )
 
-            wait_until(announced, "the silence added during the slowloris announced")
+            eventually_sync(announced, "the silence added during the slowloris announced", DEADLINE)
 
             def cut() -> bool:
                 nonlocal peak
                 peak = max(peak, descriptors(daemon.pid))
                 return slow.all_cut
 
-            wait_until(cut, f"every slow client cut (cut: {len(slow.cut)})")
+            eventually_sync(cut, lambda: f"every slow client cut (cut: {len(slow.cut)})", DEADLINE)
         # the slow ones are gone: a fresh client is answered
         assert httpx.get(url, timeout=5).status_code == 200
     finally:

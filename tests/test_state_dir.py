@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.daemon import BASE_ENV, Daemon, healthcheck
+from tests.eventually import eventually_sync
 from tests.net import free_port
 
 
@@ -23,9 +23,7 @@ def test_a_second_daemon_is_refused_and_leaves_the_heartbeat_alone(tmp_path: Pat
     with Daemon(env) as first:
         first.wait_for(lambda line: line.get("event") == "started")
         heartbeat = tmp_path / "heartbeat"
-        deadline = time.monotonic() + 20
-        while not heartbeat.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually_sync(heartbeat.exists, "the first heartbeat written", 20)
         assert healthcheck(tmp_path).returncode == 0
         second = subprocess.run(
             [sys.executable, "-m", "poolwatch"],
@@ -62,12 +60,12 @@ def test_an_unwritable_state_dir_is_unhealthy_everywhere(tmp_path: Path) -> None
             error = daemon.wait_for(lambda line: line.get("event") == "heartbeat_unwritable")
             assert error["level"] == "error"
             assert healthcheck(state).returncode == 1
-            deadline = time.monotonic() + 40  # three heartbeat periods of 5 s, and some
-            status = 200
-            while time.monotonic() < deadline and status == 200:
-                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code
-                time.sleep(0.5)
-            assert status == 503
+            eventually_sync(  # three heartbeat periods of 5 s, and some
+                lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 503,
+                "/healthz unhealthy",
+                40,
+                0.5,
+            )
             body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
             assert "unwritable" in str(body)
             assert daemon.stop() == 0

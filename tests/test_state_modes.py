@@ -16,8 +16,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,13 @@ import pytest
 import yaml
 
 from tests.daemon import BASE_ENV
+from tests.eventually import eventually_sync
 from tests.net import free_port
 from tests.webhook.receiver import Receiver
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def eventually(check: Callable[[], bool], what: str, deadline: float = 30) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {deadline}s: {what}")
 
 
 @pytest.fixture
@@ -97,10 +88,10 @@ def run_until_written(
     process = daemon(state, config, stdout)
     try:
         before = len(receiver.requests)
-        eventually(lambda: len(receiver.requests) > before + 2, "events delivered")
-        eventually(
+        eventually_sync(lambda: len(receiver.requests) > before + 2, "events delivered")
+        eventually_sync(
             lambda: all(path.exists() for path in expected_files(state)),
-            f"every state file, among {sorted(str(p) for p in state.rglob('*'))}",
+            lambda: f"every state file, among {sorted(str(p) for p in state.rglob('*'))}",
         )
         return [
             json.loads(line) for line in stdout.read_text().splitlines() if line.startswith("{")

@@ -46,7 +46,8 @@ import yaml
 from poolwatch.sinks.webhook.signing import signature, signing_key
 from tests import readme
 from tests.container.conftest import BASE_IMAGE, ROOT, docker, root_propagation
-from tests.container.test_image import host_disks, wait_for
+from tests.container.test_image import host_disks
+from tests.eventually import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -308,10 +309,11 @@ def test_redis_loads_the_readme_acl(stack: Stack) -> None:
         assert command in monitor.split()
 
     # poolwatch connects as its own user, names its connection, and is never refused anything
-    wait_for(
+    eventually_sync(
         lambda: "name=poolwatch" in stack.run_in("redis", *cli, "CLIENT", "LIST").stdout,
-        60,
         "poolwatch's connection in CLIENT LIST",
+        60,
+        0.5,
     )
     clients = stack.run_in("redis", *cli, "CLIENT", "LIST").stdout.splitlines()
     named = [line for line in clients if " name=poolwatch " in line]
@@ -331,7 +333,7 @@ def test_monitor_turns_healthy_and_logs_json_lines(stack: Stack) -> None:
         return dict(json.loads(state))
 
     # the image's HEALTHCHECK, unchanged: first probe 30 s after the start
-    wait_for(lambda: health()["Status"] == "healthy", 120, f"{MONITOR} healthy")
+    eventually_sync(lambda: health()["Status"] == "healthy", f"{MONITOR} healthy", 120, 0.5)
     assert health()["Log"][-1]["Output"].startswith("healthy: alive")
 
     lines = log_lines(MONITOR)
@@ -391,13 +393,16 @@ def test_once_reports_postgres_redis_the_hosts_disks_and_the_containers(stack: S
 def test_alert_reaches_the_webhook_and_the_queue_survives_down_and_up(stack: Stack) -> None:
     # a real alert, no threshold changed: Redis stops, poolwatch fires RedisDown
     stack.compose("stop", "redis")
-    wait_for(lambda: alert_events(MONITOR, "RedisDown", "firing"), 60, "RedisDown firing")
+    eventually_sync(
+        lambda: alert_events(MONITOR, "RedisDown", "firing"), "RedisDown firing", 60, 0.5
+    )
     (firing,) = alert_events(MONITOR, "RedisDown", "firing")
     assert (firing["severity"], firing["host"]) == ("critical", socket.gethostname())
-    wait_for(
+    eventually_sync(
         lambda: any(r["headers"]["webhook-id"] == firing["id"] for r in received(stack)),
-        60,
         "RedisDown firing at the webhook",
+        60,
+        0.5,
     )
     (request,) = [r for r in received(stack) if r["headers"]["webhook-id"] == firing["id"]]
     check_delivery(stack, request, firing)
@@ -405,7 +410,9 @@ def test_alert_reaches_the_webhook_and_the_queue_survives_down_and_up(stack: Sta
     # the receiver goes away; Redis comes back, and the resolution can only be queued
     stack.compose("stop", "webhook")
     stack.compose("start", "redis")
-    wait_for(lambda: alert_events(MONITOR, "RedisDown", "resolved"), 90, "RedisDown resolved")
+    eventually_sync(
+        lambda: alert_events(MONITOR, "RedisDown", "resolved"), "RedisDown resolved", 90, 0.5
+    )
     (resolved,) = alert_events(MONITOR, "RedisDown", "resolved")
 
     def failed_since_resolved() -> list[dict[str, Any]]:
@@ -414,7 +421,7 @@ def test_alert_reaches_the_webhook_and_the_queue_survives_down_and_up(stack: Sta
         return [line for line in after if line["event"] == "delivery_failed"]
 
     # (the item that failed is the queue's head: maybe an older event, from this shared machine)
-    wait_for(failed_since_resolved, 60, "a delivery failing: the receiver is stopped")
+    eventually_sync(failed_since_resolved, "a delivery failing: the receiver is stopped", 60, 0.5)
     assert failed_since_resolved()[0]["depth"] >= 1
 
     # down and up: containers and network go, volumes stay; the queue is in poolwatch-state
@@ -439,17 +446,19 @@ def test_alert_reaches_the_webhook_and_the_queue_survives_down_and_up(stack: Sta
     )
 
     stack.compose("up", "--detach", "--no-build")
-    wait_for(
+    eventually_sync(
         lambda: any(line["event"] == "queue_opened" for line in log_lines(MONITOR)),
-        60,
         "the new container's queue_opened",
+        60,
+        0.5,
     )
     opened = next(line for line in log_lines(MONITOR) if line["event"] == "queue_opened")
     assert opened["depth"] >= 1
-    wait_for(
+    eventually_sync(
         lambda: any(r["headers"]["webhook-id"] == resolved["id"] for r in received(stack)),
-        90,
         "the queued RedisDown resolution at the new receiver",
+        90,
+        0.5,
     )
     ids = [r["headers"]["webhook-id"] for r in received(stack)]
     assert ids.count(resolved["id"]) == 1

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import yaml
 
 from poolwatch.sources.host.mounts import one_per_filesystem, parse_mountinfo, watched
 from tests.container.conftest import ROOT, docker
+from tests.eventually import eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -126,14 +126,6 @@ def test_healthcheck_without_a_daemon_is_unhealthy(image: str, run_args: list[st
     assert result.stdout.startswith("unhealthy: no heartbeat")
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.5)
-
-
 def inspect(name: str, template: str) -> str:
     return docker("inspect", "--format", template, name).stdout.strip()
 
@@ -162,10 +154,11 @@ def test_daemon_logs_json_turns_healthy_runs_as_non_root_and_stops_cleanly(
         image,
     )
 
-    wait_for(
+    eventually_sync(
         lambda: inspect(container_name, "{{.State.Health.Status}}") == "healthy",
-        30,
         "health status healthy",
+        30,
+        0.5,
     )
     health = json.loads(inspect(container_name, "{{json .State.Health}}"))
     assert health["Log"][-1]["ExitCode"] == 0
@@ -176,10 +169,11 @@ def test_daemon_logs_json_turns_healthy_runs_as_non_root_and_stops_cleanly(
     uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split("\n")[0].split()
     assert {int(uid) for uid in uids} == {10001}
 
-    wait_for(
+    eventually_sync(
         lambda: any(line.get("event") == "alert_firing" for line in log_lines(container_name)),
-        30,
         "an alert_firing line in docker logs",
+        30,
+        0.5,
     )
     lines = log_lines(container_name)
     events = [line["event"] for line in lines]
@@ -366,12 +360,13 @@ def test_docker_stop_leaves_nothing_due_unsent(
             ),
             image,
         )
-        wait_for(
+        eventually_sync(
             lambda: (
                 sum(line.get("event") == "alert_firing" for line in log_lines(container_name)) >= 2
             ),
-            30,
             "two alert_firing lines",
+            30,
+            0.5,
         )
         docker("stop", "--time", "10", container_name, timeout=30)
         assert inspect(container_name, "{{.State.ExitCode}}") == "0"

@@ -5,7 +5,6 @@ touched."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import shutil
 import signal
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from tests.docker_source.helpers import IMAGE, Containers, docker_cli, matching
+from tests.eventually import eventually, eventually_sync
 
 from poolwatch.sources.docker import watch
 
@@ -48,16 +48,22 @@ class PrivateEngine:
         ]  # fmt: skip
         with (self.root / "d.log").open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=log)
-        for _ in range(60):
-            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-                docker_cli("info", "--format", "{{.ID}}", host=self.host, timeout=5)
-                return
-            if self.process.poll() is not None:
-                break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(1)
-        log_tail = (self.root / "d.log").read_text(errors="replace")[-2000:]
-        pytest.fail(f"the private dockerd did not start:\n{log_tail}")
+        try:
+            eventually_sync(self._answers, "the private dockerd answering", 60, 1.0)
+        except AssertionError:
+            log_tail = (self.root / "d.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"the private dockerd did not start:\n{log_tail}")
+
+    def _answers(self) -> bool:
+        """`docker info` answers; the wait ends at once if dockerd exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"dockerd exited with {self.process.returncode}")
+        try:
+            docker_cli("info", "--format", "{{.ID}}", host=self.host, timeout=5)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            return False
+        return True
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -126,10 +132,10 @@ async def test_hung_engine_ends_the_subscription_and_it_resumes(
             down = await w.event(matching("DockerDown", "firing", "engine"))
             assert down.severity == "critical"
             # ping every 1 s, each given `timeout` (5 s); at main the stream stayed "connected".
-            # ASYNC110 ignored: an asyncio.Event can be awaited set, not cleared; bounded here
-            async with asyncio.timeout(30):
-                while w.collector.connected.is_set():  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)
+            # polled: an asyncio.Event can be awaited set, not cleared
+            await eventually(
+                lambda: not w.collector.connected.is_set(), "the subscription ended", 30, 0.2
+            )
 
             process.send_signal(signal.SIGCONT)
             await w.event(matching("DockerDown", "resolved", "engine"))

@@ -14,11 +14,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.eventually import eventually_sync
 from tests.net import free_port
 from tests.postgres.pgserver import LOAD_PASSWORD, PgServer
 
@@ -97,15 +97,17 @@ class Bouncer:
         self.pidfile.unlink(missing_ok=True)
         command = _as_postgres(executable(), "-d", str(self.root / "pgbouncer.ini"))
         subprocess.run(command, check=True, capture_output=True, timeout=30)
-        deadline = time.monotonic() + 20
-        while True:
+
+        def accepting() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                if self.pid() is not None:
-                    return
-            if time.monotonic() > deadline:
-                log = self.log.read_text() if self.log.exists() else "(no log)"
-                raise AssertionError(f"pgbouncer did not start:\n{log[-2000:]}")
-            time.sleep(0.05)
+                return self.pid() is not None
+            return False
+
+        def log() -> str:
+            text = self.log.read_text() if self.log.exists() else "(no log)"
+            return f"pgbouncer started:\n{text[-2000:]}"
+
+        eventually_sync(accepting, log, 20, 0.05)
 
     def pid(self) -> int | None:
         try:
@@ -120,11 +122,12 @@ class Bouncer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while _alive(pid):
-            if time.monotonic() > deadline:
+        try:
+            eventually_sync(lambda: not _alive(pid), "pgbouncer gone on SIGTERM", 20, 0.05)
+        except AssertionError:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            time.sleep(0.05)
+            eventually_sync(lambda: not _alive(pid), "pgbouncer gone on SIGKILL", 20, 0.05)
         self.pidfile.unlink(missing_ok=True)
 
 

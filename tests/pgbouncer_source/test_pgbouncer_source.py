@@ -22,6 +22,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.daemon import BASE_ENV
+from tests.eventually import eventually
 from tests.pgbouncer_source.bouncer import MAX_CLIENT_CONN, POOL_SIZE, Bouncer, pgbench
 from tests.readme import documented_checks
 
@@ -85,15 +86,12 @@ class Harness:
 
     async def poll_until(self, done: Callable[[], bool], deadline: float = 30.0) -> None:
         """Poll until `done()` holds after a poll; PgBouncer changes state on its own time."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + deadline
-        while True:
+
+        async def polled() -> bool:
             await self.poll()
-            if done():
-                return
-            if loop.time() > end:
-                raise AssertionError(f"not reached; last readings: {self.readings}")
-            await asyncio.sleep(0.05)
+            return done()
+
+        await eventually(polled, lambda: f"reached; last readings: {self.readings}", deadline, 0.05)
 
     def value(self, check: str, **labels: str) -> float:
         found = [r.value for r in self.readings if r.check == check and dict(r.labels) == labels]

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.eventually import eventually
 from tests.net import free_port
 
 BIN = Path("/usr/lib/postgresql/15/bin")
@@ -134,12 +135,15 @@ async def poolwatch_sessions(conn: Any) -> int:
 
 async def wait_for_count(conn: Any, expected: int, deadline: float = 20.0) -> None:
     """Backends exit asynchronously after a close or a terminate: wait, bounded."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while (count := await client_backends(conn)) != expected:
-        if loop.time() > end:
-            raise AssertionError(f"{count} client backends, expected {expected}")
-        await asyncio.sleep(0.05)
+    counted: list[int] = []
+
+    async def reached() -> bool:
+        counted.append(await client_backends(conn))
+        return counted[-1] == expected
+
+    await eventually(
+        reached, lambda: f"{expected} client backends (last: {counted[-1:]})", deadline, 0.05
+    )
 
 
 class Load:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from tests.eventually import eventually
 from tests.postgres.pgserver import LOAD_PASSWORD, PgServer
 
 from poolwatch.sources.postgres import queries
@@ -45,13 +46,14 @@ async def _record(server: PgServer) -> dict[str, Any]:
         for conn in held[3:]:  # killed (sessions_killed grows), then let go of
             await admin.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
             conn.terminate()
-        after = before
-        for _ in range(100):  # a backend flushes its counters as it exits, after close()
+
+        async def grown() -> dict[str, Any] | None:
+            """The counters once they moved: a backend flushes them as it exits, after close()."""
             await monitor.execute("SELECT pg_stat_clear_snapshot()")
-            after = dict(await monitor.fetchrow(queries.DEADLOCKS.sql))
-            if after != before:
-                break
-            await asyncio.sleep(0.1)
+            now = dict(await monitor.fetchrow(queries.DEADLOCKS.sql))
+            return now if now != before else None
+
+        after = await eventually(grown, "the killed sessions counted", 10, 0.1)
         sizes = dict(await monitor.fetchrow(queries.SIZES.sql))
     finally:
         await monitor.close()

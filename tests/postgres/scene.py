@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from tests.eventually import eventually
 from tests.postgres.pgserver import LOAD_PASSWORD, PgServer
 
 SESSIONS = {"leaky": 40, "busy": 20, "worker": 10, "migrate": 1, "waiter": 5}
@@ -98,10 +99,13 @@ class Scene:
 
 async def _until(admin: Any, where: str, count: int, deadline: float = 30.0) -> None:
     """Sessions reach a state asynchronously: wait, bounded."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
     sql = f"SELECT count(*) FROM pg_stat_activity WHERE {where}"  # noqa: S608 (constants)
-    while (found := int(await admin.fetchval(sql))) < count:
-        if loop.time() > end:
-            raise AssertionError(f"{found} sessions where {where}, expected {count}")
-        await asyncio.sleep(0.05)
+    found: list[int] = []
+
+    async def reached() -> bool:
+        found.append(int(await admin.fetchval(sql)))
+        return found[-1] >= count
+
+    await eventually(
+        reached, lambda: f"{count} sessions where {where} (last: {found[-1:]})", deadline, 0.05
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from tests.daemon import BASE_ENV, Daemon
+from tests.eventually import eventually
 from tests.net import free_port
 from tests.postgres.pgserver import PgServer, wait_for_count
 from tests.postgres.scene import SECRET_LITERAL, TOTAL, Scene
@@ -197,8 +198,11 @@ async def test_daemon_stdout_and_webhook_carry_the_context(
         )
         validate_event({k: v for k, v in line.items() if k not in ("event", "level")})
         assert_names_the_holders(line["context"], scene.migrate_pid)
-        await asyncio.to_thread(
-            receiver.wait_for, lambda r: any(q.id == line["id"] for q in r.answered())
+        await eventually(
+            lambda: any(q.id == line["id"] for q in receiver.answered()),
+            "the event at the webhook",
+            30,
+            0.05,
         )
         (body,) = [q.json() for q in receiver.answered() if q.id == line["id"]]
         validate_event(body)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from tests.eventually import eventually
 from tests.postgres.pgserver import BIN, PgServer
 from tests.postgres.test_postgres_pool import make_target
 
@@ -86,17 +87,19 @@ async def _wait_for_session(
 ) -> None:
     """Until the bad role's query runs (psql connects asynchronously), bounded."""
     conn = await pg.admin()
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
+
+    async def running() -> bool:
+        if session.poll() is not None:
+            raise AssertionError(f"psql exited: {session.communicate()}")
+        return bool(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_get_activity(NULL)"
+                " WHERE state = 'active' AND wait_event = 'PgSleep'"
+            )
+        )
+
     try:
-        while not await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_get_activity(NULL)"
-            " WHERE state = 'active' AND wait_event = 'PgSleep'"
-        ):
-            if session.poll() is not None or loop.time() > end:
-                session.kill()
-                raise AssertionError(f"no session of the bad role: {session.communicate()}")
-            await asyncio.sleep(0.05)
+        await eventually(running, "the bad role's query running", deadline, 0.05)
     finally:
         await conn.close()
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.eventually import eventually
 from tests.postgres.pgserver import Load, PgServer
 from tests.recording import RecordingSink
 
@@ -149,13 +150,10 @@ async def test_catalog_lock_is_monitoring_blocked_not_down(pg: PgServer, load: L
 
 async def waiting_pid(admin: Any) -> int:
     """The pid of the one session waiting for a relation lock, once it waits (bounded)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + 20
     query = "SELECT pid FROM pg_locks WHERE NOT granted AND locktype = 'relation'"
-    while (pid := await admin.fetchval(query)) is None:
-        if loop.time() > end:
-            raise AssertionError("the reader never queued for pg_database")
-        await asyncio.sleep(0.05)
+    pid = await eventually(
+        lambda: admin.fetchval(query), "the reader queued for pg_database", 20, 0.05
+    )
     return int(pid)
 
 
@@ -247,12 +245,7 @@ async def test_a_database_being_dropped_is_a_partial_poll(pg_private: PgServer) 
 
 async def wait_for(admin: Any, query: str, *args: Any) -> None:
     """Until `query` returns true (bounded): the server reports a wait a moment after it begins."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + 20
-    while not await admin.fetchval(query, *args):
-        if loop.time() > end:
-            raise AssertionError(f"never true: {query}")
-        await asyncio.sleep(0.05)
+    await eventually(lambda: admin.fetchval(query, *args), f"true: {query}", 20, 0.05)
 
 
 async def test_role_without_pg_monitor_counts_hidden_sessions_as_unknown(

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.eventually import eventually
 from tests.postgres.pgserver import LOAD_PASSWORD, PgServer
 from tests.postgres.test_postgres_pool import make_target
 
@@ -150,14 +151,14 @@ async def test_the_servers_truncated_text_shows_no_value(pg: PgServer) -> None:
     running = asyncio.create_task(conn.execute(LONG_QUERY))
     admin = await pg.admin()
     try:
-        for _ in range(400):  # until the query runs, bounded
-            if await admin.fetchval(
+        await eventually(
+            lambda: admin.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
-            ):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the query did not start")
+            ),
+            "the query running",
+            20,
+            0.05,
+        )
         assert len(await admin.fetchval(
             "SELECT query FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
         )) < len(LONG_QUERY)  # the server cut it  # fmt: skip

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 import structlog
 from structlog.testing import capture_logs
+from tests.eventually import eventually
 from tests.postgres.pgserver import (
     LOAD_PASSWORD,
     MONITOR_PASSWORD,
@@ -53,13 +54,16 @@ async def poll_until(
     deadline: float = 20.0,
 ) -> list[Reading]:
     """Poll until `done` holds; the server reports some changes a moment after they happen."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        readings = list(await collector.collect())
-        if done(readings) or loop.time() > end:
-            return readings
-        await asyncio.sleep(0.05)
+    last: list[Reading] = []
+
+    async def polled() -> list[Reading] | None:
+        last[:] = await collector.collect()
+        return list(last) if done(last) else None
+
+    found: list[Reading] = await eventually(
+        polled, lambda: f"the readings wanted; last: {last}", deadline, 0.05
+    )
+    return found
 
 
 async def test_emitted_checks_are_the_documented_ones(pg: PgServer) -> None:

@@ -4,7 +4,6 @@ login that fails, which these counters never see (the login probe does)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.eventually import eventually
 from tests.postgres.pgserver import LOAD_PASSWORD, Load, PgServer
 
 from poolwatch.config import load as config
@@ -72,15 +72,17 @@ async def _accumulate(
 ) -> dict[str, float]:
     """Poll, summing each delta, until `done`: a backend reports its session's end as it exits."""
     totals = dict.fromkeys(SESSION_CHECKS, 0.0)
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
+
+    async def polled() -> dict[str, float] | None:
         readings = list(await collector.collect())
         for check in SESSION_CHECKS:
             totals[check] += _sum(readings, check)
-        if done(totals) or loop.time() > end:
-            return totals
-        await asyncio.sleep(0.1)
+        return totals if done(totals) else None
+
+    found: dict[str, float] = await eventually(
+        polled, lambda: f"the session counts wanted; totals: {totals}", deadline, 0.1
+    )
+    return found
 
 
 @pytest.mark.integration

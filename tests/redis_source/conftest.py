@@ -8,6 +8,7 @@ when redis-server is missing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -58,11 +59,14 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def make_collector() -> AsyncIterator[Callable[..., RedisCollector]]:
-    """Collectors with a quick backoff, closed after the test."""
+    """Collectors with a quick backoff, closed after the test; `clock` (the backoff's, the
+    login probe's) is injected where a test moves time past the backoff itself."""
     made: list[RedisCollector] = []
 
-    def make(url: str, **env: str) -> RedisCollector:
-        collector = RedisCollector(redis_target(url, **env), backoff=Backoff(0.01, 0.05))
+    def make(url: str, clock: Callable[[], float] = time.monotonic, **env: str) -> RedisCollector:
+        collector = RedisCollector(
+            redis_target(url, **env), backoff=Backoff(0.01, 0.05), clock=clock
+        )
         made.append(collector)
         return collector
 

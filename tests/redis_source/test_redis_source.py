@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import redis
 from structlog.testing import capture_logs
+from tests.eventually import eventually
+from tests.fakeclock import FakeClock
 from tests.recording import RecordingSink
 from tests.redis_source.harness import (
     Crowd,
@@ -106,7 +108,8 @@ async def test_crowd_raises_warning_then_critical_then_resolves(
 async def test_full_server_true_count_rejections_and_saturation(
     redis_server: RedisServer, crowd: Crowd, make_collector: MakeCollector, polls: MakePolls
 ) -> None:
-    collector = make_collector(redis_server.url)
+    clock = FakeClock()
+    collector = make_collector(redis_server.url, clock=clock.monotonic)
     drive = polls(collector)
     await drive.poll()
 
@@ -156,7 +159,7 @@ async def test_full_server_true_count_rejections_and_saturation(
 
     # room again: poolwatch reconnects, reports the true count, and the refusal resolves
     crowd.set_total(500)
-    await asyncio.sleep(0.06)  # past the test backoff's cap
+    await clock.advance(0.06)  # past the test backoff's cap
     readings, events = await drive.poll()
     assert readings["connected_clients"].value == redis_server.clients() == 501  # with poolwatch
     assert readings["pool_exhausted"].value == 0
@@ -244,7 +247,8 @@ async def test_acl_user_without_config_and_no_secret_in_failures(
 async def test_stopped_server_is_down_within_two_intervals_and_resolves(
     own_redis: RedisServer, make_collector: MakeCollector, polls: MakePolls
 ) -> None:
-    collector = make_collector(own_redis.url)
+    clock = FakeClock()
+    collector = make_collector(own_redis.url, clock=clock.monotonic)
     drive = polls(collector)
     readings, _ = await drive.poll()
     assert readings["up"].value == 1
@@ -260,12 +264,10 @@ async def test_stopped_server_is_down_within_two_intervals_and_resolves(
 
     own_redis.start()
     resolved: list[Event] = []
-    for _ in range(10):  # bounded: the backoff may skip an attempt, clear_for needs 2 polls
-        await asyncio.sleep(0.06)  # past the test backoff's cap
+    for _ in range(2):  # reconnected on the first poll, resolved on the second (clear_for)
+        await clock.advance(0.06)  # past the test backoff's cap: every poll tries again
         readings, events = await drive.poll()
         resolved += events
-        if resolved:
-            break
     assert alerts(resolved) == [("RedisDown", "resolved", "critical")]
     assert len(poolwatch_clients(own_redis)) == 1
 
@@ -357,11 +359,9 @@ async def test_replicas_count_against_maxclients(
     (tmp_path / "replica").mkdir()
     replica.start()
     try:
-        for _ in range(100):
-            if own_redis.info().get("connected_slaves") == 1:
-                break
-            await asyncio.sleep(0.1)
-        assert own_redis.info()["connected_slaves"] == 1
+        await eventually(
+            lambda: own_redis.info().get("connected_slaves") == 1, "the replica attached", 10, 0.1
+        )
         readings = {r.check: r for r in await make_collector(own_redis.url).collect()}
         info = own_redis.info()  # the same clients: the probe, poolwatch and the replica
         assert info["connected_slaves"] == 1

@@ -3,7 +3,6 @@ muted from the first poll, and a silence window from the config shows as well.""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -11,23 +10,27 @@ import pytest
 
 from poolwatch import cli
 from tests.daemon import Daemon
+from tests.eventually import eventually_sync
 from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 
 
 def scrape(url: str, needle: str, deadline: float = 60) -> str:
-    end = time.monotonic() + deadline
-    text = ""
-    while time.monotonic() < end:
+    """The first /metrics page that has `needle`; on failure, the end of the last one."""
+    last = [""]
+
+    def page() -> str | None:
         try:
-            text = httpx.get(url, timeout=5).text
+            last[0] = httpx.get(url, timeout=5).text
         except httpx.HTTPError:
-            text = ""
-        if needle in text:
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"{needle!r} not in /metrics within {deadline}s:\n{text[-3000:]}")
+            last[0] = ""
+        return last[0] if needle in last[0] else None
+
+    found: str = eventually_sync(
+        page, lambda: f"{needle!r} in /metrics; last page:\n{last[0][-3000:]}", deadline, 0.2
+    )
+    return found
 
 
 def test_muted_alerts_on_metrics_and_stdout(

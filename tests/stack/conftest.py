@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.eventually import eventually_sync
 from tests.net import free_port
 
 
@@ -24,17 +24,17 @@ def require(binary: str) -> str:
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, deadline: float = 30) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+    """Until `url` answers 200; fail at once if the server exits, with its log either way."""
+
+    def answers() -> bool:
         if process.poll() is not None:
             pytest.fail(f"{url} exited early: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
+            return httpx.get(url, timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{url} did not answer within {deadline}s: {log.read_text()[-2000:]}")
+            return False
+
+    eventually_sync(answers, lambda: f"{url} answers: {log.read_text()[-2000:]}", deadline, 0.2)
 
 
 @dataclass

@@ -3,7 +3,6 @@ package), read back through their API v2: it fires, resolves, and reaches every 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.daemon import Daemon
+from tests.eventually import eventually
 from tests.net import free_port
 from tests.postgres.pgserver import Load, PgServer
 from tests.stack.conftest import launch, stop, wait_http
@@ -89,13 +89,17 @@ async def pool_alerts(peer: Peer) -> list[dict[str, Any]]:
 
 
 async def wait_alerts(peer: Peer, predicate: Any, deadline: float = 30) -> list[dict[str, Any]]:
-    """Poll the API until `predicate(alerts)` holds; the last answer."""
-    async with asyncio.timeout(deadline):
-        while True:
-            alerts = await pool_alerts(peer)
-            if predicate(alerts):
-                return alerts
-            await asyncio.sleep(0.3)
+    """Poll the API until `predicate(alerts)` holds; that answer (which may be no alerts)."""
+    seen: list[list[dict[str, Any]]] = []
+
+    async def answered() -> tuple[list[dict[str, Any]]] | None:
+        seen.append(await pool_alerts(peer))
+        return (seen[-1],) if predicate(seen[-1]) else None
+
+    (alerts,) = await eventually(
+        answered, lambda: f"alerts as wanted; last: {seen[-1:]}", deadline, 0.3
+    )
+    return alerts
 
 
 def ends_at(alert: dict[str, Any]) -> datetime:

@@ -25,6 +25,7 @@ from poolwatch.runtime.listener import Listener
 from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.plan import build_collectors
 from poolwatch.runtime.runner import Runner
+from tests.eventually import eventually
 from tests.postgres.pgserver import PgServer
 from tests.stack.conftest import require
 
@@ -102,7 +103,9 @@ async def test_metrics_stay_valid_while_label_bearing_alerts_fire(
     task = asyncio.create_task(runner.run(stop))
     try:
         async with httpx.AsyncClient(timeout=5) as client:
-            for _ in range(200):
+
+            async def scraped() -> tuple[str, list[dict[str, str]]] | None:
+                """The page and its disk alerts, once one for each of three databases shows."""
                 text = (await client.get(f"http://127.0.0.1:{listener.port}/metrics")).text
                 disk = [
                     dict(labels)
@@ -110,9 +113,9 @@ async def test_metrics_stay_valid_while_label_bearing_alerts_fire(
                     if name == "poolwatch_alert_active"
                     and ("check", "database_size_bytes") in labels
                 ]
-                if len(disk) >= 3:
-                    break
-                await asyncio.sleep(0.05)
+                return (text, disk) if len(disk) >= 3 else None
+
+            text, disk = await eventually(scraped, "three disk alerts on /metrics", 30, 0.05)
     finally:
         stop.set()
         await task

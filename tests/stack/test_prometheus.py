@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.daemon import Daemon
+from tests.eventually import eventually_sync
 from tests.net import free_port
 from tests.postgres.pgserver import Load, PgServer, client_backends, wait_for_count
 
@@ -21,14 +21,16 @@ def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
 
 
 def wait_query(prometheus_url: str, expr: str, deadline: float = 30) -> list[dict[str, Any]]:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        result = query(prometheus_url, expr)
-        if result:
-            return result
-        time.sleep(0.5)
-    seen = query(prometheus_url, '{__name__=~"poolwatch_.+"}')
-    raise AssertionError(f"{expr} returned nothing within {deadline}s; series: {seen[:40]}")
+    """The first non-empty result of `expr`; on failure, the poolwatch series Prometheus has."""
+
+    def series() -> str:
+        seen = query(prometheus_url, '{__name__=~"poolwatch_.+"}')
+        return f"{expr} returned something; series: {seen[:40]}"
+
+    found: list[dict[str, Any]] = eventually_sync(
+        lambda: query(prometheus_url, expr), series, deadline, 0.5
+    )
+    return found
 
 
 @pytest.mark.integration

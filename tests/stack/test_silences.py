@@ -3,7 +3,6 @@ real Alertmanager (Debian's package), with `poolwatch silence` run as an operato
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -21,6 +20,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.daemon import Daemon
+from tests.eventually import eventually, eventually_sync
 from tests.net import free_port
 from tests.postgres.pgserver import Load, PgServer
 from tests.stack.test_alertmanager import ALERT, Peer, daemon_env, started
@@ -97,15 +97,6 @@ async def alerts(peer: Peer, name: str) -> list[dict[str, Any]]:
     return found
 
 
-async def wait_for(probe: Any, deadline: float = 60) -> Any:
-    async with asyncio.timeout(deadline):
-        while True:
-            value = await probe()
-            if value:
-                return value
-            await asyncio.sleep(0.3)
-
-
 def is_pool_event(body: dict[str, Any]) -> bool:
     return body["schema"] == "poolwatch.event/v1" and body["alert"] == ALERT
 
@@ -136,7 +127,7 @@ async def test_a_silence_keeps_alerts_off_webhook_and_alertmanager_until_it_expi
     with Daemon(env) as daemon:
         daemon.wait_for(started)
         # the watchdog is active in Alertmanager, as kube-prometheus's Watchdog
-        (dog,) = await wait_for(lambda: alerts(peer, WATCHDOG))
+        (dog,) = await eventually(lambda: alerts(peer, WATCHDOG), "the watchdog", 60, 0.3)
         assert dog["labels"]["severity"] == "none"
         assert dog["status"]["state"] == "active"
 
@@ -173,9 +164,7 @@ async def test_a_silence_keeps_alerts_off_webhook_and_alertmanager_until_it_expi
         # Alertmanager has since been sent the watchdog again (its queue is in order): anything
         # queued for it before that has arrived, and no pool alert is among it
         (before,) = await alerts(peer, WATCHDOG)
-        await wait_for(
-            lambda: _later(peer, before["endsAt"]),
-        )
+        await eventually(lambda: _later(peer, before["endsAt"]), "the watchdog sent again", 60, 0.3)
         assert await alerts(peer, ALERT) == []
 
         silence(env, "expire", ident)
@@ -183,10 +172,15 @@ async def test_a_silence_keeps_alerts_off_webhook_and_alertmanager_until_it_expi
         assert expired["silence"] == ident
         # the still-firing alert is delivered when the silence ends
         released = daemon.wait_for(pool_line("firing", muted=False))
-        (alert,) = await wait_for(lambda: alerts(peer, ALERT))
+        (alert,) = await eventually(lambda: alerts(peer, ALERT), "the released alert", 60, 0.3)
         assert alert["labels"]["instance"] == "main"
 
-        receiver.wait_for(lambda r: any(b["id"] == released["id"] for b in bodies(r)), 60)
+        eventually_sync(
+            lambda: any(b["id"] == released["id"] for b in bodies(receiver)),
+            "the released alert at the webhook",
+            60,
+            0.05,
+        )
         seen = bodies(receiver)
         actions = [b.get("action") for b in seen if b["schema"] == "poolwatch.silence/v1"]
         assert actions == ["created", "expired"]
@@ -212,7 +206,7 @@ async def test_a_silence_keeps_alerts_off_webhook_and_alertmanager_until_it_expi
         assert beats[-1]["collectors"][0]["last_success"] is not None
 
         await load.close()
-        await wait_for(lambda: _empty(peer))
+        await eventually(lambda: _empty(peer), "no pool alert in Alertmanager", 60, 0.3)
         daemon.wait_for(pool_line("resolved", muted=False))
 
 

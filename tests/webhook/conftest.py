@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from standardwebhooks.webhooks import Webhook
+from tests.eventually import eventually_sync
 from tests.net import free_port
 from tests.webhook.receiver import Receiver, Request
 
@@ -121,12 +121,19 @@ class Daemon:
         return [line["id"] for line in self.lines(run) if line.get("schema") == EVENT_SCHEMA]
 
     def wait_events(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.events()) < count:
+        """Until the daemon has emitted `count` events; at once a failure if it exits first."""
+
+        def emitted() -> bool:
             assert self.process is not None
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"daemon: {count} events not seen; log:\n{self.log_tail()}")
-            time.sleep(0.05)
+            if len(self.events()) >= count:
+                return True
+            if self.process.poll() is not None:
+                raise AssertionError(f"daemon exited; log:\n{self.log_tail()}")
+            return False
+
+        eventually_sync(
+            emitted, lambda: f"daemon: {count} events; log:\n{self.log_tail()}", timeout, 0.05
+        )
 
     def log_tail(self) -> str:
         return "\n".join(self._stdout(self.runs).read_text().splitlines()[-20:])

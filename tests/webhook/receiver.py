@@ -134,17 +134,6 @@ class Receiver:
         with self._lock:
             return [r for r in self.requests if r.status == status]
 
-    def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
-        """Poll until `predicate(self)` holds; fail with what was received when it never does."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return
-            time.sleep(0.05)
-        raise AssertionError(
-            f"receiver: condition not met in {timeout}s; {len(self.requests)} requests"
-        )
-
     # --- internals -----------------------------------------------------------------------------
 
     def _next(self) -> Answer:

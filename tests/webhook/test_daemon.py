@@ -10,6 +10,7 @@ import signal
 from typing import Any
 
 import pytest
+from tests.eventually import eventually_sync
 from tests.webhook.receiver import Answer, Receiver
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,9 @@ def test_outage_and_kill_9_lose_nothing_and_keep_order(
     produced = daemon.events()
     assert len(produced) >= 50
     due = set(produced) - {first_run[-1]}
-    receiver.wait_for(lambda r: due <= {q.id for q in r.answered()})
+    eventually_sync(
+        lambda: due <= {q.id for q in receiver.answered()}, "every due event answered", 30, 0.05
+    )
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     assert daemon.queue_depth() == 0
@@ -62,7 +65,7 @@ def test_retry_after_is_honoured_with_the_same_id_and_body(
     receiver.script.append(Answer(429, {"Retry-After": "2"}))
     daemon = daemon_factory(url=receiver.url, **FAST_RETRY)
     daemon.start()
-    receiver.wait_for(lambda r: len(r.answered()) >= 3)
+    eventually_sync(lambda: len(receiver.answered()) >= 3, "3 requests answered", 30, 0.05)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     refused, retried = receiver.requests[:2]
@@ -78,7 +81,7 @@ def test_400_is_dead_lettered_and_does_not_block_the_rest(
     receiver.script.append(Answer(400, body=b'{"error": "unknown alert"}'))
     daemon = daemon_factory(url=receiver.url, **FAST_RETRY)
     daemon.start()
-    receiver.wait_for(lambda r: len(r.answered()) >= 3)
+    eventually_sync(lambda: len(receiver.answered()) >= 3, "3 requests answered", 30, 0.05)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     rejected = receiver.requests[0]
@@ -98,7 +101,7 @@ def test_a_receiver_that_never_answers_is_timed_out_and_retried(
     receiver.script.append(Answer(hang=True))
     daemon = daemon_factory(url=receiver.url, **FAST_RETRY)
     daemon.start()
-    receiver.wait_for(lambda r: len(r.answered()) >= 2)
+    eventually_sync(lambda: len(receiver.answered()) >= 2, "2 requests answered", 30, 0.05)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     hung, retried = receiver.requests[:2]

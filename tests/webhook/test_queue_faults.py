@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -16,12 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 from tests.eventually import eventually
 from tests.factories import make_event
+from tests.fakeclock import FakeClock
 from tests.webhook.receiver import Answer, Receiver
 
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import now_utc
 from poolwatch.runtime.metrics import registry_for
 from poolwatch.runtime.runner import Runner
+from poolwatch.sinks.durable.delivery import DeliveryLoop
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.sink import WebhookSink, queue_path
 
@@ -68,36 +72,77 @@ def starts_with(path: Path, prefix: bytes) -> bool:
     return path.read_bytes().startswith(prefix)
 
 
+def failures(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in logs if line["event"] == "delivery_failed"]
+
+
+async def close_on(clock: FakeClock, sink: WebhookSink) -> None:
+    """`close(2)` of a sink whose loop runs on `clock`: its grace passes as the clock moves."""
+    closing = asyncio.ensure_future(sink.close(2))
+
+    async def closed() -> bool:
+        await clock.advance(0.5)
+        return closing.done()
+
+    await eventually(closed, "the sink closed within its grace on the clock")
+    closing.result()
+
+
 async def test_a_full_disk_after_a_2xx_sends_no_duplicate_storm(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     """Reproduced: the queue could not record a 2xx (disk full), so the same event was POSTed
     again every 0.25-0.5 s for as long as the disk stayed full. Now the answer is recorded again
-    with backoff, and the event is POSTed exactly once."""
+    with backoff, and the event is POSTed exactly once.
+
+    The delivery loop runs on a fake clock: "as long as the disk stayed full" is ten retries of
+    the settle, each of which used to be a POST, not a real-time window."""
     receiver.script.append(Answer(503))
+    clock = FakeClock()
+    on_clock = functools.partial(
+        DeliveryLoop, monotonic=clock.monotonic, wall=clock.wall, sleep=clock.sleep
+    )
+
+    async def step() -> None:
+        """Past the longest backoff (retry_max 200ms): the loop's next try, run to its end."""
+        await clock.advance(0.2)
+        await clock.parked()
+
+    async def step_until(done: Callable[[], bool], what: str) -> None:
+        async def stepped() -> bool:
+            await step()
+            return done()
+
+        await eventually(stepped, what)
+
     with tmpfs(tmp_path / "state", "2m") as state:
-        sink = WebhookSink(hook(receiver.url), state)
+        sink = WebhookSink(hook(receiver.url), state, make_loop=on_clock)
         await sink.start()
         try:
             event = make_event(time=now_utc())
             await sink.send(event)
-            # the 503: the event stays queued
+            # the 503: the event stays queued, the loop backs off
             await eventually(lambda: len(receiver.requests) == 1, within=20)
+            await clock.parked()
             filler = fill(state)
+            await step()
             await eventually(lambda: len(receiver.answered(200)) == 1, within=20)
             with capture_logs() as logs:
-                await asyncio.sleep(3)  # 3 s of a full disk: at most 0.5 s apart, 6+ POSTs before
+                await step_until(
+                    lambda: len(failures(logs)) >= 10, "ten retries of the settle on a full disk"
+                )
             assert [r.id for r in receiver.requests] == [event.id, event.id]
-            failed = [line for line in logs if line["event"] == "delivery_failed"]
-            assert failed  # the settle keeps failing, and says so ...
-            assert all("queue" in line["reason"] for line in failed)
+            # the settle kept failing, and said so ...
+            assert all("queue" in line["reason"] for line in failures(logs))
             filler.unlink()
             # ... until there is room again
-            await eventually(lambda: sink.stats().depth == 0, within=20)
-            await asyncio.sleep(0.5)
+            await step_until(lambda: sink.stats().depth == 0, "the 2xx recorded once there is room")
+            await clock.advance(60)  # a minute more on the clock: nothing is sent again
+            await clock.parked()
             assert len(receiver.answered(200)) == 1
+            assert [r.id for r in receiver.requests] == [event.id, event.id]
         finally:
-            await sink.close(2)
+            await close_on(clock, sink)
 
 
 async def test_a_small_state_volume_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from tests.eventually import eventually
 from tests.factories import HOLDERS_CONTEXT, make_event
 from tests.net import free_port
 from tests.webhook.conftest import SECRET
@@ -35,13 +36,6 @@ def hook(url: str, **extra: Any) -> WebhookSettings:
     )
 
 
-async def wait_until(predicate: Any) -> None:
-    async with asyncio.timeout(10):
-        # the receiver answers from its own thread: polling is the simple bridge to it
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-
 async def test_signed_bearer_headers_in_order_and_stats(
     tmp_path: Path, receiver: Receiver, check_request: Any
 ) -> None:
@@ -53,7 +47,7 @@ async def test_signed_bearer_headers_in_order_and_stats(
     sent = [event(n) for n in range(5)]
     for item in sent:
         await sink.send(item)
-    await wait_until(lambda: len(receiver.requests) == 5)
+    await eventually(lambda: len(receiver.requests) == 5, within=10)
     await sink.close(2)
     assert [r.id for r in receiver.requests] == [e.id for e in sent]
     for request in receiver.requests:
@@ -69,7 +63,7 @@ async def test_basic_auth(tmp_path: Path, receiver: Receiver) -> None:
     sink = WebhookSink(hook(receiver.url, username="audit", password="pw-secret"), tmp_path)
     await sink.start()
     await sink.send(event(0))
-    await wait_until(lambda: len(receiver.requests) == 1)
+    await eventually(lambda: len(receiver.requests) == 1, within=10)
     await sink.close(2)
     expected = base64.b64encode(b"audit:pw-secret").decode()
     assert receiver.requests[0].headers["authorization"] == f"Basic {expected}"
@@ -85,10 +79,10 @@ async def test_failures_are_visible_and_never_show_a_secret(
     with capture_logs() as logs:
         await sink.start()
         await sink.send(event(0))
-        await wait_until(lambda: sink.stats().failures == 2)
+        await eventually(lambda: sink.stats().failures == 2, within=10)
         stats = sink.stats()
         assert (stats.depth, stats.last_error) == (1, "HTTP 503")
-        await wait_until(lambda: sink.stats().depth == 0)
+        await eventually(lambda: sink.stats().depth == 0, within=10)
         await sink.close(2)
     text = json.dumps(logs, default=str)  # as the sink logged them, before the redaction net
     failed = [entry for entry in logs if entry["event"] == "delivery_failed"]
@@ -170,7 +164,8 @@ async def test_mutual_tls_with_a_private_ca(tmp_path: Path) -> None:
         await sink.start()
         for n in range(5):
             await sink.send(event(n))
-            await wait_until(lambda n=n: len(receiver.requests) == n + 1)  # one at a time
+            # one at a time: each delivered before the next is sent
+            await eventually(lambda n=n: len(receiver.requests) == n + 1, within=10)
         await sink.close(2)
     finally:
         receiver.stop()
@@ -189,7 +184,7 @@ async def test_410_says_the_endpoint_is_gone_and_goes_on(
         first, second = event(0), event(1)
         await sink.send(first)
         await sink.send(second)
-        await wait_until(lambda: len(receiver.requests) == 2)
+        await eventually(lambda: len(receiver.requests) == 2, within=10)
         await sink.close(2)
     assert [(r.id, r.status) for r in receiver.requests] == [(first.id, 410), (second.id, 200)]
     gone = [entry for entry in logs if entry["event"] == "webhook_endpoint_gone"]
@@ -207,7 +202,7 @@ async def test_close_during_a_long_backoff_keeps_the_event_for_the_next_start(
     await sink.start()
     kept = event(0)
     await sink.send(kept)
-    await wait_until(lambda: sink.stats().failures == 1)
+    await eventually(lambda: sink.stats().failures == 1, within=10)
     async with asyncio.timeout(10):  # the next retry (30-60 s) is past the grace: stop at once
         await sink.close(20)
     assert sink.stats().depth == 1
@@ -215,7 +210,7 @@ async def test_close_during_a_long_backoff_keeps_the_event_for_the_next_start(
     receiver.start()
     again = WebhookSink(config, tmp_path)
     await again.start()
-    await wait_until(lambda: len(receiver.requests) == 1)
+    await eventually(lambda: len(receiver.requests) == 1, within=10)
     await again.close(2)
     assert check_request(receiver.requests[0])["id"] == kept.id
     assert again.stats().depth == 0
@@ -228,7 +223,7 @@ async def test_the_body_is_the_event_with_its_context(
     await sink.start()
     sent = make_event(context=HOLDERS_CONTEXT, time=now_utc())
     await sink.send(sent)
-    await wait_until(lambda: len(receiver.requests) == 1)
+    await eventually(lambda: len(receiver.requests) == 1, within=10)
     await sink.close(2)
     body = check_request(receiver.requests[0])
     assert body == sent.to_dict()

@@ -20,6 +20,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.daemon import BASE_ENV
+from tests.eventually import eventually_sync
 from tests.webhook.receiver import Answer, Receiver
 
 from poolwatch.config.load import load
@@ -135,7 +136,7 @@ def test_log_lines_never_show_the_tokens(
     receiver.script.append(Answer(404, body=f"Cannot POST {path}".encode()))
     daemon = daemon_factory(url=url)
     daemon.start()
-    receiver.wait_for(lambda r: len(r.requests) >= 2)
+    eventually_sync(lambda: len(receiver.requests) >= 2, "2 requests", 30, 0.05)
     assert receiver.requests[0].path == path  # the real URL was used
     lines = daemon.lines()
     ready = next(line for line in lines if line.get("event") == "webhook_ready")

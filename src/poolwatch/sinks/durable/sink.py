@@ -43,6 +43,10 @@ class Durability(Protocol):
 Tick = Callable[[], Awaitable[None]]
 """One round of a sink's periodic task; it handles its own failures (logged, tried next time)."""
 
+MakeLoop = Callable[[DurableQueue, DeliverOne, Backoff], DeliveryLoop]
+"""How a sink's delivery loop is made: `DeliveryLoop` on the real clocks, or (a test) one with a
+fake clock's `monotonic`, `wall` and `sleep` bound in, so that its backoffs run on that clock."""
+
 
 class DurableHttp:
     """One sink's queue, loop, client and timer: `start()`, `put()`, `close()`, `stats()`."""
@@ -54,13 +58,15 @@ class DurableHttp:
         deliver: DeliverOne,
         client: Callable[[], httpx.AsyncClient],
         settings: Durability,
+        *,
+        make_loop: MakeLoop = DeliveryLoop,
     ) -> None:
         self.name = name
         self.queue = DurableQueue(
             path, name, max_items=settings.max_queue, max_age=settings.max_age
         )
         backoff = Backoff(settings.retry_initial, settings.retry_max)
-        self.loop = DeliveryLoop(self.queue, deliver, backoff)
+        self.loop = make_loop(self.queue, deliver, backoff)
         self.client: httpx.AsyncClient | None = None
         """Set by `start()`; a sink's `deliver` retries while it is None."""
         self._make_client = client

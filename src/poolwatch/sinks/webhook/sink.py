@@ -24,9 +24,9 @@ from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
 from poolwatch.sinks.durable import http
-from poolwatch.sinks.durable.delivery import DeliveryStats, Outcome, Reject, Retry
+from poolwatch.sinks.durable.delivery import DeliveryLoop, DeliveryStats, Outcome, Reject, Retry
 from poolwatch.sinks.durable.queue import Item
-from poolwatch.sinks.durable.sink import DurableHttp
+from poolwatch.sinks.durable.sink import DurableHttp, MakeLoop
 from poolwatch.sinks.webhook import signing
 from poolwatch.sinks.webhook.settings import WebhookSettings
 from poolwatch.sinks.webhook.signing import signing_key
@@ -67,6 +67,7 @@ class WebhookSink:
         state_dir: Path,
         *,
         heartbeat: Callable[[], Notice | None] | None = None,
+        make_loop: MakeLoop = DeliveryLoop,
     ) -> None:
         self.config = config
         self._heartbeat = heartbeat
@@ -82,6 +83,7 @@ class WebhookSink:
             self.deliver,
             lambda: build_client(config),
             config,
+            make_loop=make_loop,
         )
         self.queue, self.loop = self.http.queue, self.http.loop
         self._log = get_logger(sink=self.name)

@@ -39,6 +39,26 @@ def _frozen_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Cause:
+    """The outage an alert is part of: the parent's alert (None while the parent is down but
+    its own alert has not fired, e.g. a container its policy is restarting), source, instance,
+    and since when."""
+
+    alert: str | None
+    source: str
+    instance: str
+    since: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert,
+            "source": self.source,
+            "instance": self.instance,
+            "since": rfc3339(self.since),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """One measured value. A source never decides severity; it only says what it saw.
 
@@ -123,6 +143,10 @@ class Event:
     muted_by: str | None = None
     """The silence or maintenance window that kept this event from the notifying sinks; set only
     on the copy stdout writes (the audit trail), never sent to a receiver."""
+    caused_by: Cause | None = None
+    """The parent outage (a container not running, a server down) this alert is part of."""
+    held: bool = False
+    """Kept from the notifying sinks because of `caused_by` (stdout's copy only)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
@@ -154,4 +178,8 @@ class Event:
             data["context"] = thaw(self.context)
         if self.muted_by is not None:
             data = {**data, "muted": True, "muted_by": self.muted_by}
+        if self.caused_by is not None:
+            data["caused_by"] = self.caused_by.to_dict()
+        if self.held:
+            data["held"] = True
         return data

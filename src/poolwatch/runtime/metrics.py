@@ -20,6 +20,8 @@ Families:
   at or above it, a configured `max_connections` above the server's); `..._limit` has that
   limit;
 - `poolwatch_events_total{status, severity}`;
+- `poolwatch_events_held_total{status}`: events kept from the notifying sinks because a parent
+  (the container that serves the target, the server behind a PgBouncer) was down;
 - `poolwatch_sink_events_lost_total{sink, reason}`: events a sink refused to store;
 - `poolwatch_sink_<name>{sink}` for what each sink reports (queue depth, oldest age, ...);
 - process metrics (`process_*`) of poolwatch itself.
@@ -205,6 +207,14 @@ class RunnerCollector(Collector):
         for (status, severity), count in list(stats.events.items()):
             events.add_metric([status, severity], count)
         yield events
+        held = CounterMetricFamily(
+            "poolwatch_events_held",
+            "events kept from the webhook and Alertmanager because a parent was down",
+            labels=["status"],
+        )
+        for status, count in list(stats.held.items()):
+            held.add_metric([status], count)
+        yield held
         lost = CounterMetricFamily(
             "poolwatch_sink_events_lost",
             "events a sink could not store (so will never deliver), by sink and failure",

@@ -14,6 +14,7 @@ from dataclasses import fields
 from datetime import datetime
 
 from poolwatch.config.rules import Rules
+from poolwatch.core.causes import Causes
 from poolwatch.core.evaluate import Evaluator, Firing
 from poolwatch.core.limits import LimitNote
 from poolwatch.core.model import UP_CHECK, AlertKey, Event, Reading, now_utc
@@ -55,6 +56,9 @@ class Pipeline:
         self.clock = clock
         self.gate = gate or Gate()
         """The mute step between evaluation and the sinks (silences, maintenance windows)."""
+        self.causes = Causes(grace=0.0)
+        """The cause step before the mute step: a dependant's alerts while its parent is down
+        reach stdout only, marked with the cause (one page per outage)."""
         self.limits = limits or LimitWatch()
         """The settings that cannot fire against the limits the servers enforce."""
         self.latest: dict[str, dict[AlertKey, Reading]] = {}
@@ -116,6 +120,7 @@ class Pipeline:
         owner = owner_of(collector)
         self.latest[owner] = {r.key: r for r in readings}
         self.limits.observe(owner, collector, readings)
+        self.causes.observe(readings, now)
         events = self.evaluator.observe(owner, readings, collector.rules, now)
         down = any(r.check == UP_CHECK and r.value < 1 for r in readings)
         partial = isinstance(collector, Partial) and collector.last_poll_partial
@@ -130,12 +135,15 @@ class Pipeline:
                 values={_sample_name(r): round(r.value, 3) for r in readings},
             )
         await self.deliver(events)
+        await self._release(self.causes.due(now))
 
     async def publish(self, collector: Collector, readings: Sequence[Reading]) -> None:
         """Readings a watcher pushed between polls: evaluated, never swept."""
         owner = owner_of(collector)
         self.latest.setdefault(owner, {}).update((r.key, r) for r in readings)
-        await self.deliver(self.evaluator.observe(owner, readings, collector.rules, self.clock()))
+        now = self.clock()
+        self.causes.observe(readings, now)
+        await self.deliver(self.evaluator.observe(owner, readings, collector.rules, now))
 
     def turned(self, owner: str) -> None:
         """A collector's loop finished a poll, its evaluation and delivery (liveness)."""
@@ -157,12 +165,25 @@ class Pipeline:
             await self.deliver(self.evaluator.sweep(owner, (), self.clock()))
 
     async def deliver(self, events: Sequence[Event]) -> None:
-        """Hand events to the sinks through the mute step: a muted event reaches only the
-        audit trail (stdout), marked; the rest reach every sink."""
+        """Hand events to the sinks through the cause step and the mute step: an event held
+        for its cause or muted reaches only the audit trail (stdout), marked; the rest reach
+        every sink."""
         now = self.clock()
         for event in events:
             counted = (event.status, event.severity)
             self._stats.events[counted] = self._stats.events.get(counted, 0) + 1
+            caused = self.causes.admit(event, now)
+            if not caused.notify:
+                self._stats.held[event.status] = self._stats.held.get(event.status, 0) + 1
+                await self._fan_out(caused.event, notify=False)
+                continue
+            for admitted, notify in self.gate.admit(caused.event, now):
+                await self._fan_out(admitted, notify=notify)
+
+    async def _release(self, events: Sequence[Event]) -> None:
+        """Alerts held for a cause that ended and still firing: through the mute step."""
+        now = self.clock()
+        for event in events:
             for admitted, notify in self.gate.admit(event, now):
                 await self._fan_out(admitted, notify=notify)
 

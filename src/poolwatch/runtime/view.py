@@ -43,6 +43,8 @@ class Stats:
     """Seconds the last poll of each collector took, failed or not."""
     events: dict[tuple[str, str], int] = field(default_factory=dict)
     """Events handed to the sinks, by (status, severity)."""
+    held: dict[str, int] = field(default_factory=dict)
+    """Events held from the notifying sinks for their cause (a parent down), by status."""
     lost: dict[tuple[str, str], int] = field(default_factory=dict)
     """Events a sink could not take (not stored, so never to be delivered), by (sink, reason):
     the reason is the failure's type (`QueueError`, `TimeoutError`, ...)."""

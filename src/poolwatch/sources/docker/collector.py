@@ -416,6 +416,7 @@ class DockerCollector:
             )
         found.append(self._restarts(container, now))
         found.append(self._ooms(container, now))
+        found.append(self._running(container))
         found += self._state_readings(container)
         if container.running and container.health is not None:
             found.append(self._health(container, container.health))
@@ -446,6 +447,12 @@ class DockerCollector:
             "restarts_in_window": restarts,
             "last_die_times": [rfc3339(datetime.fromtimestamp(t, UTC)) for t in deaths],
         }
+
+    def _running(self, container: Container) -> Reading:
+        """1 while it runs: what the targets it serves are held on (one page per outage),
+        pushed at `die` before any verdict."""
+        value = 1 if container.state in ("running", "paused") else 0
+        return _reading(container, "running", value, "bool", None if value else container.state)
 
     def _state_readings(self, container: Container) -> list[Reading]:
         """`died` and `stopped`: 1 while a container that should run does not, by how it ended
@@ -596,6 +603,7 @@ class DockerCollector:
         elif event.action == "die":
             self.activity.died(container_id, self.wall(), event.exit_code)
             self._ended(container, event)
+            return [self._running(self._known[container_id])]
         elif event.action == "stop":
             ending = self._endings.get(container_id)
             if ending is not None:
@@ -607,7 +615,8 @@ class DockerCollector:
             self._known[container_id] = replace(container, state="running")
             restarted = self.activity.started(container_id, now)
             self._ensure_rules(container)
-            found = self._state_readings(self._known[container_id])
+            running = self._known[container_id]
+            found = [self._running(running), *self._state_readings(running)]
             return [self._restarts(container, now), *found] if restarted else found
         elif event.action == "oom":
             self.activity.oom(container_id, now)

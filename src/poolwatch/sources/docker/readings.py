@@ -10,6 +10,7 @@ CHECKS = (
     "restarts",
     "oom_killed",
     "healthy",
+    "running",
     "died",
     "stopped",
 )

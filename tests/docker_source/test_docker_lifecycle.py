@@ -153,3 +153,39 @@ def test_intent_and_ending_give_the_verdict(
     state: str, policy: str, ending: Ending | None, expect: str, restarts: int, verdict: Verdict
 ) -> None:
     assert _verdict(state, policy, ending, expect=expect, restarts=restarts) is verdict
+
+
+# --- a compose service that is gone --------------------------------------------------------
+
+
+def _service(containers: Containers, project: str, service: str) -> str:
+    return containers.run(
+        f"{project}-{service}",
+        "--label", f"com.docker.compose.project={project}",
+        "--label", f"com.docker.compose.service={service}",
+        command=SLEEPER,
+    )  # fmt: skip
+
+
+async def test_a_removed_service_is_missing_and_a_whole_project_down_is_not(
+    containers: Containers, watching: Any, tmp_path: Any
+) -> None:
+    project = f"{containers.prefix}shop".replace("-", "")
+    web = _service(containers, project, "web")
+    db = _service(containers, project, "db")
+    settings = {"include": [containers.prefix + "*"], "restart_grace": 1.0, "state_dir": tmp_path}
+    async with watching(**settings) as w:
+        await eventually(lambda: (tmp_path / "docker-services.json").exists(), "the book saved")
+        containers.remove(db)
+        fired = await w.event(matching("ContainerMissing", "firing", db), within=20)
+        assert fired.severity == "critical"
+        assert dict(fired.labels) == {"compose_project": project, "compose_service": "db"}
+        assert f"{project}/db has no container" in fired.message
+        # compose down: the rest of the project goes too; nothing is missing while none runs
+        containers.remove(web)
+        await w.event(matching("ContainerMissing", "resolved", db), within=20)
+        assert not [e for e in w.sink.events if e.alert == "ContainerMissing" and e.instance == web]
+    # poolwatch restarts; the project comes back without its db: the book remembers it
+    _service(containers, project, "web")
+    async with watching(**settings) as w:
+        await w.event(matching("ContainerMissing", "firing", db), within=20)

@@ -53,6 +53,13 @@ from poolwatch.sources.docker.lifecycle import (
     judge,
 )
 from poolwatch.sources.docker.readings import ENGINE_INSTANCE, SOURCE
+from poolwatch.sources.docker.services import (
+    FILE_NAME,
+    Remembered,
+    ServiceBook,
+    ServiceSeen,
+    Sighting,
+)
 from poolwatch.sources.docker.settings import DockerSettings
 from poolwatch.sources.docker.stats import (
     Sample,
@@ -66,6 +73,8 @@ from poolwatch.sources.docker.watch import REASON_CHARS, follow
 CGROUP_PRIME = 0.2
 """The first poll's two cgroup samples are this far apart: the counters are exact (ns of CPU;
 /proc/stat in ticks of 10 ms, 40 of them on 2 CPUs), so a short gap gives a true CPU %."""
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+"""`compose run` containers: not a service."""
 SETTLE = 0.5
 """A `die` is judged this long after it: `docker stop` says `kill`, `die`, then `stop`, and a
 restart policy may start the container again at once."""
@@ -167,6 +176,13 @@ class DockerCollector:
         self._judging: dict[str, asyncio.Task[None]] = {}
         """At most one pending verdict per container (SETTLE after its `die`)."""
         self._publish: Publish | None = None
+        self._services = ServiceBook(
+            config.state_dir / FILE_NAME if config.state_dir is not None else None,
+            forget_after=config.forget_after,
+            grace=config.restart_grace,
+        )
+        self._services_loaded = False
+        self._save_problem: str | None = None
         self.resume = Resume()
         """Where the next event subscription resumes (kept across subscriptions)."""
         self._oversize: set[str] = set()
@@ -266,10 +282,43 @@ class DockerCollector:
         now = self.clock()
         said = _dropped_line(dropped)
         readings = [Reading(SOURCE, ENGINE_INSTANCE, UP_CHECK, 1, "bool", message=said)]
+        seen: list[ServiceSeen] = []
         for container in containers:
-            readings += self._readings(container, samples.get(container.id), now)
+            own = self._readings(container, samples.get(container.id), now)
+            readings += own
+            service = _service_seen(container, own)
+            if service is not None:
+                seen.append(service)
         self._samples = samples
-        return readings
+        return readings + await self._missing(seen)
+
+    async def _missing(self, seen: Sequence[ServiceSeen]) -> list[Reading]:
+        """ContainerMissing: one reading per compose service remembered (services.py). The
+        daemon (whose event stream runs) keeps the book in `state_dir`; `--once` reads it."""
+        book = self._services
+        if not self._services_loaded:
+            self._services_loaded = True
+            problem = await asyncio.to_thread(book.load)
+            if problem is not None:
+                self._log.warning("docker_services_unread", path=str(book.path), reason=problem)
+        book.observe(seen, self.wall())
+        if self._publish is not None and book.changed:
+            problem = await asyncio.to_thread(book.save)
+            if problem is not None and problem != self._save_problem:
+                self._log.warning("docker_services_unsaved", path=str(book.path), reason=problem)
+            self._save_problem = problem
+        return [
+            Reading(
+                SOURCE,
+                entry.container,
+                "missing",
+                entry.value,
+                "bool",
+                labels={"compose_project": entry.project, "compose_service": entry.service},
+                message=_missing_line(entry) if entry.missing else None,
+            )
+            for entry in book.remembered()
+        ]
 
     async def _prime(
         self, running: Sequence[Container], stale: Sequence[Container]
@@ -688,6 +737,29 @@ class DockerCollector:
 
 DROPPED_NAMED = 5
 """Containers a label dropped: the engine's `up` message names this many, then counts."""
+
+
+def _service_seen(container: Container, found: Sequence[Reading]) -> ServiceSeen | None:
+    """A compose service's container as the book of services takes it (one-offs are none)."""
+    project = container.labels.get("com.docker.compose.project", "")
+    service = container.labels.get("com.docker.compose.service", "")
+    if not project or not service or container.labels.get(ONEOFF_LABEL, "").lower() == "true":
+        return None
+    if container.running:
+        return ServiceSeen(project, service, container.name, Sighting.RUNNING)
+    paged = any(r.check in ("died", "stopped") and r.value >= 1 for r in found)
+    finished = container.state == "exited" and not paged
+    return ServiceSeen(
+        project, service, container.name, Sighting.FINISHED if finished else Sighting.STOPPED
+    )
+
+
+def _missing_line(entry: Remembered) -> str:
+    last = rfc3339(datetime.fromtimestamp(entry.last_seen, UTC))
+    return (
+        f"compose service {entry.project}/{entry.service} has no container (last seen running "
+        f"at {last}) while other services of its project run"
+    )
 
 
 def _exit_signal(ending: Ending) -> str | None:

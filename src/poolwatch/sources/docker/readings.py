@@ -13,6 +13,7 @@ CHECKS = (
     "running",
     "died",
     "stopped",
+    "missing",
 )
 BOUNDED_PERCENT = frozenset({"memory_percent"})
 """`cpu_percent` is not bounded by 100: a container may use several CPUs (its limit says how

@@ -39,7 +39,11 @@ class DockerSettings(SourceSettings):
     restart_grace: Duration = 30.0
     """A container its restart policy is restarting is paged only if still down after this."""
     forget_after: Duration = 86400.0
-    """An ending poolwatch did not see that is older than this is history, not an outage."""
+    """An ending poolwatch did not see that is older than this is history, not an outage; a
+    compose service not seen running for this long is forgotten (ContainerMissing)."""
+    state_dir: Path | None = None
+    """Where the compose services seen are kept (ContainerMissing): the top-level `state_dir`
+    unless set here."""
     stats: Literal["auto", "cgroup", "api"] = "auto"
     cgroup_root: Path = Path("/sys/fs/cgroup")
     concurrency: int = Field(8, ge=1, le=64)
@@ -57,6 +61,8 @@ class DockerSettings(SourceSettings):
         rootfs = str((merged.get("host") or {}).get("rootfs") or "/").rstrip("/")
         if rootfs and "cgroup_root" not in said:
             section["cgroup_root"] = f"{rootfs}/sys/fs/cgroup"
+        if section.get("state_dir") is None:
+            section["state_dir"] = merged.get("state_dir")
 
     async def plan(self, running: Collection[str]) -> list[Planned]:
         if self.enabled == "off":

@@ -38,11 +38,17 @@ class Containers:
     prefix: str = field(default_factory=lambda: f"{PREFIX}{uuid.uuid4().hex[:8]}-")
     names: list[str] = field(default_factory=list)
 
-    def run(self, suffix: str, *options: str, command: tuple[str, ...] = BUSY_LOOP) -> str:
+    def run(
+        self,
+        suffix: str,
+        *options: str,
+        command: tuple[str, ...] = BUSY_LOOP,
+        network: str = "none",
+    ) -> str:
         name = self.prefix + suffix
         self.names.append(name)
         docker_cli(
-            "run", "-d", "--network", "none", "--label", "poolwatch-test=docker",
+            "run", "-d", "--network", network, "--label", "poolwatch-test=docker",
             "--name", name, *options, IMAGE, *command, host=self.host,
         )  # fmt: skip
         return name

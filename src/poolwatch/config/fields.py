@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from poolwatch.core.describe import SOURCE_TITLES
 from poolwatch.core.secrets import MASK, hidden_userinfo, is_uri, url_password, url_secrets
 from poolwatch.core.secrets import url as redact_url
 
@@ -134,6 +135,43 @@ def unique_names(items: list[_Named]) -> list[_Named]:
             raise ValueError(f"name {name!r} is used twice; each name must be unique")
         seen.add(str(name))
     return items
+
+
+PARENT_EXAMPLE = "docker:matrixon-postgres-1 or postgres:main"
+
+
+def _parent(text: str) -> str:
+    """One `depends_on:` entry: `source:instance`, a source poolwatch has."""
+    source, colon, instance = text.strip().partition(":")
+    if not colon or not source or not instance:
+        raise ValueError(f"expected source:instance, like {PARENT_EXAMPLE}")
+    if source not in SOURCE_TITLES:
+        known = ", ".join(SOURCE_TITLES)
+        raise ValueError(
+            f"no source named {source!r}; write source:instance with one of {known}, like "
+            f"{PARENT_EXAMPLE}"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", instance):
+        raise ValueError(
+            f"instance {instance!r} is not a name (letters, digits, '_', '.' or '-'); write "
+            f"source:instance, like {PARENT_EXAMPLE}"
+        )
+    return f"{source}:{instance}"
+
+
+def _one_or_many(raw: object) -> object:
+    """`depends_on: docker:db` means the list of that one."""
+    return [raw] if isinstance(raw, str) else raw
+
+
+Parents = Annotated[list[Annotated[str, AfterValidator(_parent)]], BeforeValidator(_one_or_many)]
+"""A target's `depends_on:`: the nodes whose outage holds its alerts (`core.dependencies`)."""
+
+
+def parent_nodes(parents: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Checked `depends_on:` entries as (source, instance) nodes."""
+    nodes = (tuple(entry.split(":", 1)) for entry in parents)
+    return tuple(dict.fromkeys((source, instance) for source, instance in nodes))
 
 
 # --- addresses and files -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from poolwatch.config.fields import Frozen
 from poolwatch.config.rules import Rules
+from poolwatch.core.dependencies import ContainerAddress, Endpoint, Node
 from poolwatch.core.model import Reading
 
 Publish = Callable[[Sequence[Reading]], Awaitable[None]]
@@ -75,6 +76,34 @@ class Intermittent(Protocol):
     intermittent_checks: frozenset[str]
 
 
+@runtime_checkable
+class Connects(Protocol):
+    """A collector of a server poolwatch connects to (PostgreSQL, Redis, PgBouncer): where, so
+    that the container serving it is found (`core.dependencies`)."""
+
+    depends_on: tuple[Node, ...]
+    """The target's `depends_on:` (source, instance) pairs; empty: the found parents count."""
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        """Where it connects, as its DSN or URL says: one per host (libpq takes several)."""
+        ...
+
+    def backends(self) -> Sequence[Endpoint]:
+        """The servers behind it (PgBouncer's databases, from its last SHOW DATABASES); empty
+        for a server that has none."""
+        ...
+
+
+@runtime_checkable
+class Hosts(Protocol):
+    """A collector of containers (Docker): how each watched one can be reached."""
+
+    def addresses(self) -> Sequence[ContainerAddress]:
+        """The watched containers as of the last poll, stopped ones with the addresses they
+        had while they ran."""
+        ...
+
+
 @dataclass(frozen=True)
 class Planned:
     """One collector a config asks for: who it is, what needs a new connection when it changes
@@ -114,10 +143,11 @@ RETAKEN: dict[str, object] = {
     "timeout": 0.0,
     "probe_interval": None,
     "size_interval": 0.0,
+    "depends_on": [],
 }
 """What a running collector takes over from a reload without reconnecting (`reconfigure`), with
-the neutral value it has in an identity; `probe_interval` and `size_interval` only where the
-settings have one."""
+the neutral value it has in an identity; `probe_interval`, `size_interval` and `depends_on` only
+where the settings have one."""
 
 
 def planned(owner: str, settings: Frozen, build: Callable[[], Collector]) -> Planned:

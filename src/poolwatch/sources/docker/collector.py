@@ -27,12 +27,19 @@ import docker.errors
 
 from poolwatch.config.fields import format_duration
 from poolwatch.config.rules import Rule, Rules
+from poolwatch.core.dependencies import ContainerAddress
 from poolwatch.core.model import UP_CHECK, Reading, rfc3339
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
 from poolwatch.sources import Publish, SourceError
 from poolwatch.sources.docker.access import denied_reason
 from poolwatch.sources.docker.activity import ActivityLog
+from poolwatch.sources.docker.addresses import (
+    Reach,
+    container_address,
+    network_aliases,
+    remembered,
+)
 from poolwatch.sources.docker.cgroup import CgroupFiles, CgroupReader
 from poolwatch.sources.docker.containers import Choice, Container, Selector, overrides
 from poolwatch.sources.docker.engine import (
@@ -97,6 +104,8 @@ class _Inspected:
     restart_count: int = 0
     finished_at: float | None = None
     """Wall-clock time the container last ended (inspect's `FinishedAt`); None: never."""
+    aliases: frozenset[str] = frozenset()
+    """Its names on its networks (`Aliases`, `DNSNames`), for `addresses`."""
 
     @property
     def policy(self) -> Policy:
@@ -162,6 +171,8 @@ class DockerCollector:
         self._primed = False
         self._known: dict[str, Container] = {}
         self._inspected: dict[str, _Inspected] = {}
+        self._reached: dict[str, Reach] = {}
+        """Each container's addresses and published ports while it last ran (`addresses`)."""
         self._cgroup_files: dict[str, CgroupFiles] = {}
         self._dirty: set[str] = set()
         self._evented: set[str] = set()
@@ -271,6 +282,7 @@ class DockerCollector:
         self._note_dropped(dropped)
         self._forget_all_but({c.id for c in containers})
         self._known = {c.id: c for c in containers}
+        self._reached = remembered(self._reached, containers)
         stale = [c for c in containers if self._needs_inspect(c)]
         running = [c for c in containers if c.running]
         if self._primed:
@@ -400,6 +412,7 @@ class DockerCollector:
                 health_output=_health_output(state),
                 restart_count=int(data.get("RestartCount") or 0),
                 finished_at=None if age is None else self.wall() - age,
+                aliases=network_aliases(data),
             )
             self._dirty.discard(container.id)
 
@@ -598,6 +611,7 @@ class DockerCollector:
         for table in (
             self._known,
             self._inspected,
+            self._reached,
             self._cgroup_files,
             self._samples,
             self._overrides,
@@ -620,6 +634,19 @@ class DockerCollector:
             self._forget(container_id)
         self.activity.keep_only(present | self._evented)
         self._evented = set()
+
+    def addresses(self) -> list[ContainerAddress]:
+        """The watched containers as of the last poll, how a DSN may reach each
+        (`sources.Hosts`): names and aliases, addresses, published ports, those it had while
+        it ran included."""
+        found = []
+        for container in self._known.values():
+            inspected = self._inspected.get(container.id)
+            aliases = inspected.aliases if inspected is not None else frozenset()
+            host_config = inspected.host_config if inspected is not None else {}
+            reach = self._reached.get(container.id)
+            found.append(container_address(container, aliases, host_config, reach))
+        return found
 
     # --- events ---------------------------------------------------------------------------------
 

@@ -55,6 +55,10 @@ class Container:
     """healthy, unhealthy, starting; None without a healthcheck."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """The container's own labels (selection and overrides read them)."""
+    ips: frozenset[str] = frozenset()
+    """Its addresses on its networks (`NetworkSettings.Networks.*`); none while it is stopped."""
+    published: frozenset[int] = frozenset()
+    """The host ports it publishes over TCP (`Ports[].PublicPort`); none while it is stopped."""
 
     @classmethod
     def from_list(cls, entry: Mapping[str, Any]) -> Container:
@@ -69,6 +73,8 @@ class Container:
             state=str(entry.get("State") or ""),
             health=health,
             labels=dict(entry.get("Labels") or {}),
+            ips=_addresses(entry),
+            published=_published(entry),
         )
 
     @classmethod
@@ -96,6 +102,29 @@ class Container:
             if self.labels.get(label):
                 found[key] = _bounded(self.labels[label])
         return found
+
+
+def _addresses(entry: Mapping[str, Any]) -> frozenset[str]:
+    """A listed container's IPv4 and global IPv6 address on each of its networks."""
+    networks = (entry.get("NetworkSettings") or {}).get("Networks") or {}
+    return frozenset(
+        str(network[key])
+        for network in networks.values()
+        if isinstance(network, Mapping)
+        for key in ("IPAddress", "GlobalIPv6Address")
+        if network.get(key)
+    )
+
+
+def _published(entry: Mapping[str, Any]) -> frozenset[int]:
+    """The host ports a listed container publishes over TCP (a port only exposed has none)."""
+    return frozenset(
+        int(port["PublicPort"])
+        for port in entry.get("Ports") or ()
+        if isinstance(port, Mapping)
+        and port.get("PublicPort")
+        and str(port.get("Type") or "tcp") == "tcp"
+    )
 
 
 def _matches(pattern: str, container: Container) -> bool:

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import psycopg
 
+from poolwatch.config.fields import parent_nodes
 from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
+from poolwatch.core.dependencies import Endpoint, Node
 from poolwatch.core.model import Reading
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
@@ -45,7 +48,15 @@ from poolwatch.sources import SourceError
 from poolwatch.sources.login import LoginProbe
 from poolwatch.sources.pgbouncer import login
 from poolwatch.sources.pgbouncer.settings import ADMIN_DATABASE, PgBouncerTarget
-from poolwatch.sources.pgbouncer.show import COMMANDS, Counters, Row, readings, snapshot
+from poolwatch.sources.pgbouncer.show import (
+    COMMANDS,
+    Counters,
+    Row,
+    readings,
+    servers,
+    snapshot,
+)
+from poolwatch.sources.postgres.dsn import servers as dsn_servers
 from poolwatch.sources.reconnect import ReconnectGate
 
 SOURCE = "pgbouncer"
@@ -90,12 +101,18 @@ class PgBouncerCollector:
         *,
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.instance = target.name
         self.interval = target.interval
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self._dsn = str(target.dsn)
+        self.depends_on: tuple[Node, ...] = parent_nodes(target.depends_on)
+        where = dsn_servers(self._dsn, os.environ if environment is None else environment)
+        self._endpoints = tuple(Endpoint((SOURCE, self.instance), h, p) for h, p in where)
+        self._backends: tuple[Endpoint, ...] = ()
+        """Its databases' servers as of the last poll that read them (kept while it is down)."""
         self._password = target.password.get_secret_value() if target.password else None
         self._clock = clock
         self._step = target.timeout * 0.3
@@ -126,7 +143,10 @@ class PgBouncerCollector:
     async def collect(self) -> Sequence[Reading]:
         async with self._lock:
             tables = await self._fetch()
-            out, self._counters = readings(self.instance, snapshot(tables), self._counters)
+            shown = snapshot(tables)
+            out, self._counters = readings(self.instance, shown, self._counters)
+            node = (SOURCE, self.instance)
+            self._backends = tuple(Endpoint(node, h, p) for h, p in servers(shown))
             return [*out, *self.probe.poll()]
 
     async def close(self) -> None:
@@ -140,6 +160,17 @@ class PgBouncerCollector:
         self.rules, self.interval = target.rules, target.interval
         self.timeout, self._step = target.timeout, target.timeout * 0.3
         self.probe.reconfigure(target.probe_interval if self._probing else None, target.timeout)
+        self.depends_on = parent_nodes(target.depends_on)
+
+    # --- where it connects (`sources.Connects`) ---------------------------------------------
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        """The DSN's hosts and ports, libpq's defaults and variables filled in."""
+        return self._endpoints
+
+    def backends(self) -> Sequence[Endpoint]:
+        """Where its databases connect, from the last SHOW DATABASES (none before one)."""
+        return self._backends
 
     # --- the admin console ----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from poolwatch.config.fields import (
     SENSITIVE,
     DurationOrOff,
     Name,
+    Parents,
     Secret,
     credential,
 )
@@ -86,6 +87,10 @@ class PgBouncerTarget(Judged):
     """Where the login probe logs in through PgBouncer (its own credentials); none: no probe."""
     probe_interval: DurationOrOff = None
     """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
+    depends_on: Parents = []
+    """`source:instance` of what this target needs (`docker:<container>`, `postgres:<target>`):
+    while one is down, this target's alerts are held under it. Given, it replaces the parents
+    found from the DSN (docs/sources/pgbouncer.md, "Depends on"); per target, not inherited."""
 
 
 class PgBouncerSettings(TargetedSettings):

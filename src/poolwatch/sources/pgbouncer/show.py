@@ -309,3 +309,18 @@ def readings(
 def snapshot(tables: Mapping[str, Sequence[Row]]) -> Snapshot:
     """A Snapshot from rows per `COMMANDS` key; a command a version lacks is empty."""
     return Snapshot(**{key: tuple(tables.get(key, ())) for key in COMMANDS})
+
+
+def servers(snapshot: Snapshot) -> list[tuple[str, int | None]]:
+    """Where PgBouncer's databases connect (SHOW DATABASES `host`, `port`), once each: what
+    it depends on. A database without a host (a unix socket) and the admin console are left
+    out; a host list (`host=a,b`, PgBouncer 1.17+) gives one entry per host."""
+    found: dict[tuple[str, int | None], None] = {}
+    for row in snapshot.databases:
+        if row.get("name") == ADMIN_DATABASE or not row.get("host"):
+            continue
+        port = number(row, "port")
+        for host in str(row["host"]).split(","):
+            if host.strip():
+                found[(host.strip(), None if port is None else int(port))] = None
+    return list(found)

@@ -33,15 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 
+from poolwatch.config.fields import parent_nodes
 from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
+from poolwatch.core.dependencies import Endpoint, Node
 from poolwatch.core.evaluate import concerning, rule_for
 from poolwatch.core.limits import LimitNote
 from poolwatch.core.model import UP_CHECK, Reading
@@ -50,7 +53,7 @@ from poolwatch.logs import get_logger
 from poolwatch.sources import SourceError
 from poolwatch.sources.login import LoginProbe
 from poolwatch.sources.postgres import login, queries, rows
-from poolwatch.sources.postgres.dsn import libpq_uri
+from poolwatch.sources.postgres.dsn import libpq_uri, servers
 from poolwatch.sources.postgres.holders import holders_context
 from poolwatch.sources.postgres.queries import Detail
 from poolwatch.sources.postgres.rows import Counters
@@ -121,12 +124,16 @@ class PostgresCollector:
         *,
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.instance = target.name
         self.interval = target.interval
         self.timeout = target.timeout
         self.rules: Rules = target.rules
         self.limit_override = target.max_connections
+        self.depends_on: tuple[Node, ...] = parent_nodes(target.depends_on)
+        where = servers(target.dsn, os.environ if environment is None else environment)
+        self._endpoints = tuple(Endpoint((SOURCE, self.instance), h, p) for h, p in where)
         self._reading = functools.partial(rows.reading, self.instance)
         self.include_query_text = target.include_query_text
         self.size_interval = target.size_interval
@@ -193,6 +200,7 @@ class PostgresCollector:
         """New rules, interval and timeout; a changed timeout re-sizes the connect, query,
         statement and lock timeouts, the last two on the live session at the next poll."""
         self.rules, self.interval = target.rules, target.interval
+        self.depends_on = parent_nodes(target.depends_on)
         self.include_query_text = target.include_query_text
         self.size_interval = target.size_interval
         self.probe.reconfigure(target.probe_interval, target.timeout)
@@ -201,6 +209,15 @@ class PostgresCollector:
             self._statement_timeout = self._step * 0.8
             self._lock_timeout = min(LOCK_TIMEOUT, self._step / 4)
             self._retimed = True
+
+    # --- where it connects (`sources.Connects`) -------------------------------------------------
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        """The DSN's hosts and ports, libpq's defaults and variables filled in."""
+        return self._endpoints
+
+    def backends(self) -> Sequence[Endpoint]:
+        return ()
 
     # --- one poll -----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from poolwatch.config.fields import (
     Duration,
     DurationOrOff,
     Name,
+    Parents,
     Secret,
     check_port,
     check_url_port,
@@ -72,6 +73,10 @@ class PostgresTarget(Judged):
     """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
     size_interval: Duration = 300.0
     """Seconds between reads of the database sizes; inherited from the section (default 5 min)."""
+    depends_on: Parents = []
+    """`source:instance` of what this target needs (`docker:<container>`, `postgres:<target>`):
+    while one is down, this target's alerts are held under it. Given, it replaces the parents
+    found from the DSN (docs/sources/postgres.md, "Depends on"); per target, not inherited."""
 
 
 class PostgresSettings(TargetedSettings):

@@ -24,8 +24,10 @@ from typing import Any, Protocol, cast
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
+from poolwatch.config.fields import parent_nodes
 from poolwatch.config.rules import Rules
 from poolwatch.core.backoff import Backoff
+from poolwatch.core.dependencies import Endpoint, Node
 from poolwatch.core.evaluate import concerning, rule_for
 from poolwatch.core.limits import LimitNote, limit_above_server
 from poolwatch.core.model import UP_CHECK, Reading
@@ -54,6 +56,7 @@ from poolwatch.sources.redis.settings import RedisTarget
 SOURCE = "redis"
 CLIENTS_CHECK = "connected_clients"
 SATURATION_ERROR = "max number of clients reached"
+DEFAULT_PORT = 6379
 RECONNECT_INITIAL, RECONNECT_MAX = 1.0, 30.0
 """Reconnect backoff: doubling from 1 s to 30 s, jittered so that many poolwatches spread out."""
 
@@ -79,7 +82,18 @@ def address(options: Mapping[str, Any]) -> str:
     """Where a target is, without credentials: `host:port` or the socket path."""
     if "path" in options:
         return str(options["path"])
-    return f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+    return f"{options.get('host', 'localhost')}:{options.get('port', DEFAULT_PORT)}"
+
+
+def endpoint(instance: str, options: Mapping[str, Any]) -> Endpoint:
+    """Where a target connects, as redis-py reads its URL: host and port (redis-py's defaults
+    `localhost`, 6379), or a unix socket's path (`unix://`), which has no port."""
+    node = (SOURCE, instance)
+    if "path" in options:
+        return Endpoint(node, str(options["path"]), None)
+    return Endpoint(
+        node, str(options.get("host") or "localhost"), int(options.get("port") or DEFAULT_PORT)
+    )
 
 
 class _SaturatedError(Exception):
@@ -120,6 +134,8 @@ class RedisCollector:
         # the URL and its options were checked at load (`RedisTarget`, with `check_options`)
         self._class, self._options = connection_options(target, target.timeout / 2)
         self.where = address(self._options)
+        self._endpoint = endpoint(self.instance, self._options)
+        self.depends_on: tuple[Node, ...] = parent_nodes(target.depends_on)
         self._conn: _Wire | None = None
         self._retimed = False
         self._config_get = True
@@ -148,6 +164,14 @@ class RedisCollector:
             clock=clock,
             first_after=target.interval / 2,
         )
+
+    # --- where it connects (`sources.Connects`) ---
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        return (self._endpoint,)
+
+    def backends(self) -> Sequence[Endpoint]:
+        return ()
 
     # --- the poll ---
 
@@ -199,6 +223,7 @@ class RedisCollector:
         """New rules, interval and timeout; a changed timeout reaches the socket timeouts by a
         reconnect at the next poll (redis-py fixes them per connection)."""
         self.rules, self.interval = target.rules, target.interval
+        self.depends_on = parent_nodes(target.depends_on)
         self.probe.reconfigure(target.probe_interval, target.timeout)
         if target.timeout != self.timeout:
             self.timeout = target.timeout

@@ -15,6 +15,7 @@ from poolwatch.config.fields import (
     Duration,
     DurationOrOff,
     Name,
+    Parents,
     Secret,
     check_url_port,
     check_userinfo,
@@ -56,6 +57,10 @@ class RedisTarget(Judged):
     hit_rate_window: Duration = Field(600.0, gt=0)
     probe_interval: DurationOrOff = None
     """Seconds between login probes (None: off); inherited from the section (default 30 s)."""
+    depends_on: Parents = []
+    """`source:instance` of what this target needs (`docker:<container>`, `postgres:<target>`):
+    while one is down, this target's alerts are held under it. Given, it replaces the parents
+    found from the URL (docs/sources/redis.md, "Depends on"); per target, not inherited."""
 
     @model_validator(mode="after")
     def _connectable(self) -> RedisTarget:

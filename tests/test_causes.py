@@ -146,3 +146,20 @@ def test_a_graph_change_forgets_nodes_no_longer_in_it() -> None:
     causes.observe([_running(0)], T0)
     causes.use({BOUNCER: (PG,)})
     assert PG_CONTAINER not in causes.down
+
+
+def test_once_marks_each_result_it_would_hold_with_its_cause() -> None:
+    from poolwatch.core.model import Severity
+    from poolwatch.once.results import Result, mark_caused
+
+    died = Reading("docker", PG_CONTAINER[1], "died", 1, "bool")
+    results = [
+        Result(_running(0), Severity.OK, None, None, "Docker matrixon-postgres-1: running 0"),
+        Result(died, Severity.CRITICAL, 1, "ContainerDied", "Docker ...: died 1"),
+        Result(_up("postgres", "main", 0), Severity.CRITICAL, 0, "PostgreSQLDown", "down"),
+        Result(_up("redis", "main", 1), Severity.OK, None, None, "up"),
+    ]
+    marked = mark_caused(results, GRAPH, T0)
+    assert [r.caused_by is not None for r in marked] == [False, False, True, False]
+    assert marked[2].message == "down (caused by ContainerDied docker/matrixon-postgres-1)"
+    assert marked[2].to_dict()["caused_by"]["alert"] == "ContainerDied"

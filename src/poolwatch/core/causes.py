@@ -22,10 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from poolwatch.core.dependencies import Node
 from poolwatch.core.model import UP_CHECK, AlertKey, Cause, Event, Reading
-
-Node = tuple[str, str]
-"""(source, instance): `("docker", "matrixon-postgres-1")`, `("postgres", "main")`."""
 
 RUNNING_CHECK = "running"
 """A container's reading that says whether it runs (the Docker source's)."""

@@ -13,11 +13,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, TextIO
 
+from poolwatch.core.causes import DOWN_CHECKS, Causes
 from poolwatch.core.context import thaw
+from poolwatch.core.dependencies import Node
 from poolwatch.core.describe import age, describe_reading, number
 from poolwatch.core.evaluate import judge, rule_for, threshold_for
 from poolwatch.core.matchers import alert_fields
-from poolwatch.core.model import Reading, Severity
+from poolwatch.core.model import Cause, Reading, Severity
 from poolwatch.core.mute import Mute
 from poolwatch.core.text import printable
 from poolwatch.runtime.limits import Origin, notes_for
@@ -40,6 +42,8 @@ class Result:
     """The silence or maintenance window covering this result's alert, when one does."""
     notes: tuple[str, ...] = ()
     """Settings of this check that cannot fire against the server's limit, one line each."""
+    caused_by: Cause | None = None
+    """The parent outage the daemon would hold this result's alert for (core/causes.py)."""
 
     def unmuted(self) -> Result:
         """What a muted result counts as for the exit code and `--notify`: OK."""
@@ -76,6 +80,8 @@ class Result:
             data["muted_by"] = self.muted_by
         if self.notes:
             data["notes"] = list(self.notes)
+        if self.caused_by is not None:
+            data["caused_by"] = self.caused_by.to_dict()
         return data
 
     @property
@@ -153,6 +159,31 @@ def mark_muted(results: Sequence[Result], mutes: Sequence[Mute], now: datetime) 
             mute = next((m for m in mutes if m.covers(fields, now)), None)
             if mute is not None:
                 result = replace(result, muted_by=mute.id)
+        marked.append(result)
+    return marked
+
+
+def mark_caused(
+    results: Sequence[Result], parents: Mapping[Node, tuple[Node, ...]], now: datetime
+) -> list[Result]:
+    """Each result that is not OK and whose parent is down (the daemon would hold its alert),
+    marked with the cause, its message saying it: `... (caused by ContainerDied
+    docker/matrixon-postgres-1)`."""
+    causes = Causes(grace=0.0)
+    causes.use(parents)
+    causes.observe((r.reading for r in results), now)
+    for result in results:
+        if result.severity != Severity.OK and result.alert and result.reading.check in DOWN_CHECKS:
+            causes.alerts[(result.reading.source, result.reading.instance)] = (result.alert, now)
+    marked: list[Result] = []
+    for result in results:
+        cause = None
+        if result.severity != Severity.OK:
+            cause = causes.cause_of((result.reading.source, result.reading.instance))
+        if cause is not None:
+            said = f"{cause.alert} " if cause.alert else "down: "
+            message = f"{result.message} (caused by {said}{cause.source}/{cause.instance})"
+            result = replace(result, caused_by=cause, message=message)
         marked.append(result)
     return marked
 

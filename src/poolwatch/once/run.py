@@ -17,8 +17,16 @@ from poolwatch.core.model import now_utc
 from poolwatch.once.formats.checkmk import write_checkmk
 from poolwatch.once.formats.nagios import status_of, write_nagios
 from poolwatch.once.notify import firing_events
-from poolwatch.once.results import check_once, mark_muted, worst, write_json, write_table
+from poolwatch.once.results import (
+    check_once,
+    mark_caused,
+    mark_muted,
+    worst,
+    write_json,
+    write_table,
+)
 from poolwatch.once.select import Selection
+from poolwatch.runtime.graph import graph, local_addresses
 from poolwatch.runtime.muting import current_mutes, stored_silences
 from poolwatch.runtime.plan import build_sinks
 from poolwatch.runtime.reload import scrubber_for, settings_for
@@ -65,6 +73,8 @@ async def once(
         results = [r for r in checked if selection.keeps(r)]
         mutes = current_mutes(stored_silences(config.state_dir), config.maintenance, now_utc())
         results = mark_muted(results, mutes, now_utc())
+        parents = graph(runner.collectors, local_addresses())
+        results = mark_caused(results, parents, now_utc())
         counted = results if include_muted else [r.unmuted() for r in results]
         if output == "table" or (output == "auto" and out.isatty()):
             write_table(results, out, colour=out.isatty())

@@ -22,12 +22,13 @@ from poolwatch.core.mute import Gate, Mute
 from poolwatch.core.notices import Notice
 from poolwatch.core.reasons import one_line
 from poolwatch.logs import get_logger
+from poolwatch.runtime.graph import graph, local_addresses
 from poolwatch.runtime.limits import LimitWatch
 from poolwatch.runtime.settings import RuntimeSettings
 from poolwatch.runtime.sinkset import SinkSet
 from poolwatch.runtime.view import Owner, RuntimeView, Stats
 from poolwatch.sinks import Announces, AuditTrail, Sink
-from poolwatch.sources import Collector, Intermittent, Partial, SourceError
+from poolwatch.sources import Collector, Connects, Hosts, Intermittent, Partial, SourceError
 
 SinksOf = Callable[[RuntimeView], Sequence[Sink]]
 """Builds the sinks from the view they report on (the heartbeat and watchdog sinks read it)."""
@@ -59,6 +60,7 @@ class Pipeline:
         self.causes = Causes(grace=0.0)
         """The cause step before the mute step: a dependant's alerts while its parent is down
         reach stdout only, marked with the cause (one page per outage)."""
+        self._local = local_addresses()
         self.limits = limits or LimitWatch()
         """The settings that cannot fire against the limits the servers enforce."""
         self.latest: dict[str, dict[AlertKey, Reading]] = {}
@@ -81,6 +83,13 @@ class Pipeline:
     def serve(self, collectors: Iterable[Collector]) -> None:
         """The collectors running now (the reconciler's), as the view shows them."""
         self._serving = list(collectors)
+
+    def _regraph(self) -> None:
+        """The dependency graph as the running collectors say it now; a held alert is released
+        one poll (the longest interval of its kind) after its parents are back."""
+        self.causes.use(graph(self._serving, self._local))
+        intervals = [c.interval for c in self._serving if isinstance(c, Connects)]
+        self.causes.grace = max(intervals, default=0.0)
 
     def begin(self) -> None:
         """Note the wall time the daemon began (`started()`)."""
@@ -120,6 +129,8 @@ class Pipeline:
         owner = owner_of(collector)
         self.latest[owner] = {r.key: r for r in readings}
         self.limits.observe(owner, collector, readings)
+        if isinstance(collector, Connects | Hosts):
+            self._regraph()
         self.causes.observe(readings, now)
         events = self.evaluator.observe(owner, readings, collector.rules, now)
         down = any(r.check == UP_CHECK and r.value < 1 for r in readings)

@@ -731,7 +731,13 @@ class DockerCollector:
 
         async def verdict() -> None:
             await asyncio.sleep(delay)
-            await self._inspect([container])
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._inspect([container])
+            except Exception as exc:  # the engine went away: judged on what the event said
+                self._log.warning(
+                    "docker_inspect_failed", container=container.name, reason=self.reason(exc)
+                )
             known = self._known.get(container.id, container)
             inspected = self._inspected.get(container.id)
             if inspected is not None:

@@ -163,6 +163,14 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def _split(cost: measure.CycleCost) -> str:
+    """Where a poll's CPU went: the poller, then each server (medians, net of idle)."""
+    parts = [f"itself {median(cost.process) * 1000:.1f}"] + [
+        f"{name} {median(values) * 1000:.1f}" for name, values in cost.servers.items()
+    ]
+    return " (" + ", ".join(parts) + " ms)"
+
+
 def _load() -> str:
     return " / ".join(f"{x:.2f}" for x in load_average())
 
@@ -474,10 +482,8 @@ class Run:
             f"host, PostgreSQL, Redis, {plan.polled} containers ({running} running on the "
             f"engine), webhook sink; interval 1 s; {plan.daemons} daemons x {plan.windows} "
             f"windows of {plan.window:g} s; each side with the server CPU it causes",
-            spread([v * 1000 for v in pw.total()], ms, " ms")
-            + f" (itself {median(pw.process) * 1000:.1f} ms)",
-            spread([v * 1000 for v in shell.total()], ms, " ms")
-            + f" (itself {median(shell.process) * 1000:.1f} ms)",
+            spread([v * 1000 for v in pw.total()], ms, " ms") + _split(pw),
+            spread([v * 1000 for v in shell.total()], ms, " ms") + _split(shell),
             f"≤ 1/{1 / goals.CPU_SHARE:.0f} ({goals.CPU_SHARE:.3f})",
             f"{verdict(ratio <= goals.CPU_SHARE)}: {ratio:.3f} (1/{1 / ratio:.0f})",
             load,

@@ -134,6 +134,10 @@ class CycleCost:
     wall: list[float] = field(default_factory=list)
     sessions: list[float] = field(default_factory=list)
     """New PostgreSQL sessions per cycle."""
+    rss: list[int] = field(default_factory=list)
+    """poolwatch's resident memory at each window's end, bytes (the shell poller: none)."""
+    ran: float = 0.0
+    """Seconds the daemon had run at the last window's end."""
 
     def total(self) -> list[float]:
         return [
@@ -144,6 +148,11 @@ class CycleCost:
     def add_servers(self, used: dict[str, float]) -> None:
         for name, value in used.items():
             self.servers.setdefault(name, []).append(value)
+
+    def add_all(self, servers: dict[str, list[float]]) -> None:
+        """Another run's repetitions, after these."""
+        for name, values in servers.items():
+            self.servers.setdefault(name, []).extend(values)
 
 
 def idle_rates(stack: Stack, seconds: float) -> dict[str, float]:
@@ -211,14 +220,17 @@ def poolwatch_cycles(
     reps: int,
     window: float,
     wall_seconds: float,
+    env: dict[str, str] | None = None,
 ) -> CycleCost:
     """The daemon at 1 s with every source: CPU over `reps` windows of `window` seconds, divided
-    by the polls in each; then the per-cycle wall time from /metrics (the longest poll of the
-    cycle: collectors poll concurrently)."""
+    by the polls in each, and its RSS at each window's end; then, for `wall_seconds`, the
+    per-cycle wall time from /metrics (the longest poll of the cycle: collectors poll
+    concurrently). `env` replaces the daemon's environment (`Stack.poolwatch_env`'s)."""
     cost = CycleCost()
     servers = stack.servers()
     collectors = expected_collectors(stack)
-    with daemon(stack, "cpu", stack.poolwatch_env(interval="1s")) as running:
+    env = stack.poolwatch_env(interval="1s") if env is None else env
+    with daemon(stack, "cpu", env) as running:
         running.wait_polls(3, collectors)
         for _ in range(reps):
             polls0, cpu0 = running.polls(), procfs.process_cpu(running.pid)
@@ -235,7 +247,10 @@ def poolwatch_cycles(
             used = _net(procfs.delta(servers1, servers0), rates, elapsed)
             cost.add_servers({name: value / cycles for name, value in used.items()})
             cost.sessions.append((sessions1 - sessions0) / cycles)
-        cost.wall = cycle_walls(running, wall_seconds)
+            cost.rss.append(procfs.rss_bytes(running.pid))
+            cost.ran = time.monotonic() - running.started
+        if wall_seconds > 0:
+            cost.wall = cycle_walls(running, wall_seconds)
     return cost
 
 

@@ -1,9 +1,10 @@
 """The benchmark run: sets up the stack, takes every measurement, prints the Markdown table.
 
-    .venv/bin/python -m bench                 # the full run (about 22 minutes)
+    .venv/bin/python -m bench                 # the full run (about 30 minutes)
     .venv/bin/python -m bench --quick         # a smoke run: fewer repetitions, smaller numbers
     .venv/bin/python -m bench --only once     # some measurements: once, latency, cpu, soak, churn,
-                                              # watched
+                                              # watched, goals
+    .venv/bin/python -m bench --only goals    # issue 25's three cost figures against their goals
 
 Run it as root from the repository root on a machine provisioned by tests/provision/ (PostgreSQL
 15, Redis, a Docker engine with poolwatch-test/busybox). Exit 0 when every measurement was
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import churn, measure, watched
+from bench import churn, goals, measure, watched
 from bench.report import Report, verdict
 from bench.stack import BenchError, Stack, docker
 from bench.stats import MIB, median, percentile, spread
 
-MEASUREMENTS = ("once", "latency", "cpu", "soak", "churn", "watched")
+MEASUREMENTS = ("once", "latency", "cpu", "soak", "churn", "watched", "goals")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,21 @@ class Plan:
     soak_minutes: float
     churn: ChurnPlan
     watched: WatchedPlan
+    goals: GoalsPlan
+
+
+@dataclass(frozen=True)
+class GoalsPlan:
+    polled: int
+    """Containers for the CPU and memory goals."""
+    once: int
+    """Containers for the cold `--once` goal."""
+    daemons: int
+    """Fresh daemons for CPU and memory, each measured over `windows` windows."""
+    windows: int
+    window: float
+    reps: int
+    """Shell poller polls at each count, and `--once` runs (after a warm-up)."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +87,12 @@ class ChurnPlan:
 FULL = Plan(
     (0, 50, 200), 5, 5, 3, 20.0, 10.0, 12.0, 20, (1.0, 5.0), 10.0,
     ChurnPlan(10.0, 3.0, 30.0, 60.0, 10.0), WatchedPlan(20_000, 60.0),
+    GoalsPlan(50, 200, 3, 6, 20.0, 5),
 )  # fmt: skip
 QUICK = Plan(
     (0, 10), 3, 2, 2, 5.0, 4.0, 4.0, 3, (1.0,), 1.0,
     ChurnPlan(0.2, 2.0, 4.0, 0.0, 4.0), WatchedPlan(500, 3.0),
+    GoalsPlan(5, 10, 1, 2, 5.0, 2),
 )  # fmt: skip
 
 
@@ -145,6 +163,18 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def _split(cost: measure.CycleCost) -> str:
+    """Where a poll's CPU went: the poller, then each server (medians, net of idle)."""
+    parts = [f"itself {median(cost.process) * 1000:.1f}"] + [
+        f"{name} {median(values) * 1000:.1f}" for name, values in cost.servers.items()
+    ]
+    return " (" + ", ".join(parts) + " ms)"
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in load_average())
+
+
 class Run:
     def __init__(self, plan: Plan, only: set[str]) -> None:
         self.plan = plan
@@ -169,7 +199,8 @@ class Run:
         print(f"bench: {name} done in {time.monotonic() - started:.0f}s", file=sys.stderr)
 
     def go(self) -> int:
-        docker_needed = bool(self.only & {"cpu", "soak", "churn"}) or self.stack.docker_source
+        docker_needed = bool(self.only & {"cpu", "soak", "churn", "goals"})
+        docker_needed = docker_needed or self.stack.docker_source
         self.stack.start(docker_needed=docker_needed)
         probe = measure.PgProbe(self.stack)
         try:
@@ -185,6 +216,8 @@ class Run:
                 self.step("soak", lambda: self.soak(probe))
             if "churn" in self.only:
                 self.step("churn", lambda: self.churn(probe))
+            if "goals" in self.only:
+                self.step("goals", lambda: self.goals(probe))
             if "watched" in self.only:  # last: its tables make every size read dearer
                 self.step("watched", lambda: self.watched(probe))
         finally:
@@ -424,6 +457,85 @@ class Run:
             f"watched: a size read costs poolwatch's backend about {read * 1000:.0f} ms of CPU "
             f"(per poll at size_interval 1s minus per poll at 5m); at 5m that adds "
             f"{read / 300 * 100:.3f} % of a core, amortised."
+        )
+
+    def goals(self, probe: measure.PgProbe) -> None:
+        """Issue 25's three cost figures, one table; the load average beside each."""
+        if not self.stack.docker_source:
+            raise BenchError("the goals need poolwatch's Docker source")
+        plan = self.plan.goals
+        image = goals.image_environment()
+        said = ", ".join(f"{k}={v}" for k, v in image.items())
+        ms = "{:.1f}"
+
+        self.stack.containers.scale_to(plan.polled)
+        running = self.stack.containers.running_total()
+        load = _load()
+        polled = goals.polling(
+            self.stack, probe, image, daemons=plan.daemons, windows=plan.windows,
+            window=plan.window, idle=self.plan.idle, shell_reps=plan.reps,
+        )  # fmt: skip
+        ratio = polled.ratio()
+        pw, shell = polled.poolwatch, polled.shell
+        self.report.goal(
+            "(a) CPU per poll, poolwatch ÷ shell poller",
+            f"host, PostgreSQL, Redis, {plan.polled} containers ({running} running on the "
+            f"engine), webhook sink; interval 1 s; {plan.daemons} daemons x {plan.windows} "
+            f"windows of {plan.window:g} s; each side with the server CPU it causes",
+            spread([v * 1000 for v in pw.total()], ms, " ms") + _split(pw),
+            spread([v * 1000 for v in shell.total()], ms, " ms") + _split(shell),
+            f"≤ 1/{1 / goals.CPU_SHARE:.0f} ({goals.CPU_SHARE:.3f})",
+            f"{verdict(ratio <= goals.CPU_SHARE)}: {ratio:.3f} (1/{1 / ratio:.0f})",
+            load,
+        )
+        rss = [r / MIB for r in polled.rss_last]
+        peak = max(pw.rss) / MIB
+        self.report.goal(
+            "(b) resident memory (VmRSS)",
+            f"the same daemons, {plan.polled} containers, {said} (as the image runs), after "
+            f"{polled.seconds / 60:.1f} min",
+            spread(rss, ms, " MiB") + f"; highest sample {peak:.1f} MiB",
+            "—",
+            f"≤ {goals.RSS_MIB:g} MiB",
+            verdict(peak <= goals.RSS_MIB),
+            load,
+        )
+
+        self.stack.containers.scale_to(plan.once)
+        running = self.stack.containers.running_total()
+        load = _load()
+        once = goals.once_over_containers(self.stack, image, plan.reps)
+        shell_walls = goals.shell_walls(self.stack, plan.reps)
+        wall = median(once.walls)
+        self.report.goal(
+            "(c) cold `poolwatch --once`, wall",
+            f"{plan.once} running containers ({running} on the engine), the Docker source only, "
+            f"start-up included; {plan.reps} runs after a warm-up",
+            spread(once.walls, "{:.3f}", " s") + f"; CPU {median(once.cpus):.3f} s",
+            spread(shell_walls, "{:.3f}", " s") + " (one poll)",
+            f"≤ {goals.ONCE_SECONDS:g} s",
+            verdict(wall <= goals.ONCE_SECONDS),
+            load,
+        )
+        interpreter, imports = median(once.interpreter), median(once.import_seconds())
+        self.report.goal(
+            "(c) of which: the interpreter",
+            "`python -c pass`, the same interpreter and site-packages",
+            spread(once.interpreter, "{:.3f}", " s"),
+        )
+        self.report.goal(
+            "(c) of which: imports",
+            f"`-X importtime`, every module's own time summed ({median(once.modules):.0f} "
+            "modules beyond the interpreter's own)",
+            spread(once.import_seconds(), "{:.3f}", " s"),
+        )
+        for group, seconds in once.group_seconds():
+            self.report.goal("(c) imports: " + group, "", f"{seconds:.3f} s")
+        self.report.goal(
+            "(c) of which: the rest",
+            "the config, the engine's version and info, the listing, the inspections inside "
+            "the 0.2 s CPU gap, the second cgroup sample, output, exit (wall minus the two above)",
+            f"{wall - interpreter - imports:.3f} s",
         )
 
     # --- notes ---------------------------------------------------------------------------------

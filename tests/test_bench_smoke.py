@@ -73,3 +73,20 @@ def test_bench_quick_watched_prints_the_backend_cpu_before_and_after() -> None:
         assert f", size_interval {size_interval} | " in done.stdout
     assert "% of a core" in done.stdout
     assert "NOT MEASURED" not in done.stdout
+
+
+@pytest.mark.integration
+def test_bench_quick_goals_prints_the_three_figures() -> None:
+    """Issue 25's goals table end to end with few containers: the three figures, the start-up
+    breakdown and a load average beside each figure. Not judged: 10 containers decide nothing."""
+    done = bench("bench", "--quick", "--only", "goals", timeout=200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for goal in (
+        "(a) CPU per poll, poolwatch ÷ shell poller",
+        "(b) resident memory (VmRSS)",
+        "(c) cold `poolwatch --once`, wall",
+        "(c) of which: imports",
+    ):
+        assert f"| {goal} |" in done.stdout
+    assert "MALLOC_ARENA_MAX=" in done.stdout
+    assert "NOT MEASURED" not in done.stdout

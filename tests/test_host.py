@@ -108,6 +108,28 @@ async def test_reads_the_host_through_mounted_procfs_and_rootfs(
     assert disks["/"].value == pytest.approx(psutil.disk_usage(str(rootfs)).percent, abs=0.5)
 
 
+async def test_a_mount_that_comes_or_goes_is_seen_on_the_next_poll(
+    host_tree: tuple[Path, Path],
+) -> None:
+    """The mount table is parsed again only when it changed: a change is still the next poll's."""
+    procfs, rootfs = host_tree
+    (rootfs / "data").mkdir()
+    collector = HostCollector(
+        load(None, {"POOLWATCH_PROCFS": str(procfs), "POOLWATCH_ROOTFS": str(rootfs)}).host
+    )
+
+    async def disks() -> set[str]:
+        return {r.instance for r in await collector.collect() if r.check == "disk_percent"}
+
+    assert await disks() == {"/", "/srv/with space"}
+    assert await disks() == {"/", "/srv/with space"}  # unchanged table, the same mounts
+    mountinfo = procfs / "1" / "mountinfo"
+    mountinfo.write_text(MOUNTINFO + "34 27 254:32 / /data rw - ext4 /dev/vdc rw\n")
+    assert await disks() == {"/", "/srv/with space", "/data"}
+    mountinfo.write_text(MOUNTINFO)
+    assert await disks() == {"/", "/srv/with space"}
+
+
 async def test_two_collectors_read_two_procfs_trees(host_tree: tuple[Path, Path]) -> None:
     """No process-wide procfs path: a collector of the real /proc next to one of a mounted
     tree each read their own (psutil's PROCFS_PATH used to be set by whichever came last)."""

@@ -1,6 +1,7 @@
 """A cold `--once` with only the host source (a Docker HEALTHCHECK runs it every 30 s) imports
 nothing it does not use: no croniter (nor dateutil) without a scheduled silence, no driver of a
-disabled source. Which modules, not how long (bench/ times)."""
+disabled source, no `--once` format but the one asked for. Which modules, not how long (bench/
+times)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 UNUSED = ("croniter", "dateutil", "asyncpg", "psycopg", "redis", "docker", "httpx")
+UNUSED_OWN = ("poolwatch.once.formats.nagios", "poolwatch.once.formats.checkmk",
+              "poolwatch.sources.redis.info")  # fmt: skip
+"""JSON output needs neither plugin format; no Redis target, no INFO → readings table."""
 
 
 def test_a_host_only_once_imports_only_what_it_uses(tmp_path: Path) -> None:
@@ -31,3 +35,4 @@ def test_a_host_only_once_imports_only_what_it_uses(tmp_path: Path) -> None:
     # is loaded by importlib.import_module, which -X importtime does not time)
     assert "poolwatch.sources.host.probe" in imported
     assert not {m for m in imported if m.split(".")[0] in UNUSED}
+    assert not imported & set(UNUSED_OWN)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from poolwatch.sources.docker import stats as ds
-from poolwatch.sources.docker.cgroup import CgroupReader
+from poolwatch.sources.docker.cgroup import INACTIVE_FILE, CgroupReader, stat_values
 
 DATA = Path(__file__).parent / "data"
 
@@ -181,3 +181,16 @@ def test_cgroup_parent_is_searched_first(tmp_path: Path) -> None:
     files = reader.locate(cid, "shop-web.slice")
     assert files is not None
     assert files.memory_dir == tmp_path / scope
+
+
+def test_stat_values_reads_only_the_named_lines() -> None:
+    """`inactive_file` is not mistaken for the end of `total_inactive_file`, the first line is
+    found, and an absent or non-integer value is left out."""
+    v1 = b"cache 4096\ninactive_file 7\ntotal_inactive_file 12288\nhierarchical -1\n"
+    assert stat_values(v1, INACTIVE_FILE) == {"total_inactive_file": 12288, "inactive_file": 7}
+    assert stat_values(b"inactive_file 5", INACTIVE_FILE) == {"inactive_file": 5}
+    assert stat_values(v1, (b"hierarchical", b"cache", b"swap")) == {
+        "hierarchical": -1,
+        "cache": 4096,
+    }
+    assert stat_values(b"usage_usec max\n", (b"usage_usec",)) == {}

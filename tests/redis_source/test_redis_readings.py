@@ -15,7 +15,6 @@ from poolwatch.core.backoff import Backoff
 from poolwatch.sources import SourceError
 from poolwatch.sources.redis.collector import RedisCollector, address
 from poolwatch.sources.redis.info import (
-    CHECKS,
     READINGS,
     UNITS,
     HitRate,
@@ -25,6 +24,7 @@ from poolwatch.sources.redis.info import (
     server_maxclients,
 )
 from poolwatch.sources.redis.options import connection_options
+from poolwatch.sources.redis.readings import CHECKS, EXHAUSTED_CHECK, HIT_RATE_CHECK, LOGIN_UNITS
 from poolwatch.sources.redis.settings import RedisTarget
 
 
@@ -218,6 +218,13 @@ def test_unusable_url_is_refused_at_load_without_the_password(url: str) -> None:
 def test_readme_documents_every_check_with_its_unit() -> None:
     assert readme_readings() == UNITS
     assert set(UNITS) == set(CHECKS)
+
+
+def test_the_names_table_is_the_info_table_in_order() -> None:
+    """`readings.CHECKS` is written out (the settings import it without `info`'s specs): it
+    holds `info.READINGS` in their order, between the pool and hit-rate checks and the probe's."""
+    expected = ("up", EXHAUSTED_CHECK, *(spec.check for spec in READINGS), HIT_RATE_CHECK)
+    assert (*expected, *LOGIN_UNITS) == CHECKS
 
 
 async def test_reconnect_attempts_wait_for_the_backoff() -> None:

@@ -29,7 +29,8 @@ from poolwatch.runtime.plan import build_collectors
 from poolwatch.runtime.runner import Runner
 from poolwatch.runtime.settings import RuntimeSettings
 from poolwatch.sources.redis.collector import RedisCollector
-from poolwatch.sources.redis.info import CHECKS, UNITS
+from poolwatch.sources.redis.info import UNITS
+from poolwatch.sources.redis.readings import CHECKS
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,6 @@ from poolwatch import logs
 from poolwatch.config.model import Config
 from poolwatch.core.evaluate import Evaluator
 from poolwatch.core.model import now_utc
-from poolwatch.once.formats.checkmk import write_checkmk
-from poolwatch.once.formats.nagios import status_of, write_nagios
 from poolwatch.once.notify import firing_events
 from poolwatch.once.results import (
     check_once,
@@ -76,11 +74,17 @@ async def once(
         parents = graph(runner.collectors, local_addresses())
         results = mark_caused(results, parents, now_utc())
         counted = results if include_muted else [r.unmuted() for r in results]
+        # the plugin formats are imported only when asked for: a HEALTHCHECK's start-up pays
+        # for the format it prints, not for every format
         if output == "table" or (output == "auto" and out.isatty()):
             write_table(results, out, colour=out.isatty())
         elif output == "nagios":  # a plugin's text must agree with its exit code
+            from poolwatch.once.formats.nagios import write_nagios
+
             write_nagios(counted, out)
         elif output == "checkmk":
+            from poolwatch.once.formats.checkmk import write_checkmk
+
             write_checkmk(counted, out)
         else:
             write_json(results, out)
@@ -95,4 +99,8 @@ async def once(
     finally:
         # durable sinks keep what they could not deliver within shutdown_timeout
         await runner.shutdown()
-    return status_of(counted) if selection else int(worst(counted))
+    if selection:
+        from poolwatch.once.formats.nagios import status_of
+
+        return status_of(counted)
+    return int(worst(counted))

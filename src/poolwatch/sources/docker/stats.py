@@ -126,16 +126,6 @@ def system_cpu_ns(proc_stat: str, clock_ticks: int) -> int:
     raise ValueError("no cpu line in /proc/stat")
 
 
-def flat_keyed(text: str) -> dict[str, int]:
-    """`memory.stat` / `cpu.stat`: one `key value` pair a line."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        if value.strip().lstrip("-").isdigit():
-            values[key] = int(value)
-    return values
-
-
 def cgroup_limit(text: str) -> int | None:
     """`memory.max` (v2) says `max` when unlimited; v1 writes a huge number instead."""
     text = text.strip()

@@ -109,6 +109,9 @@ class HostCollector:
         self._cpu: tuple[float, float] | None = None
         self._net: tuple[float, int, int] | None = None
         self._cpus = 0
+        self._mountinfo = ""
+        self._mounts: list[Mount] = []
+        """The watched mounts of `_mountinfo`: read every poll, parsed only when it changed."""
 
     def _host_view(self, name: str) -> Path:
         """`/proc/<name>` of the host: pid 1's view when procfs is the host's, mounted elsewhere."""
@@ -178,13 +181,18 @@ class HostCollector:
         ]
 
     def _watched_mounts(self) -> list[Mount]:
-        """The mounts this poll measures, one per filesystem."""
-        d = self.disks
-        return one_per_filesystem(
-            m
-            for m in parse_mountinfo(self._host_view("mountinfo").read_text())
-            if watched(m, network=d.network, include=d.include, exclude=d.exclude)
-        )
+        """The mounts this poll measures, one per filesystem. The table is read every poll but
+        parsed only when it changed (each container adds lines; most polls change none)."""
+        text = self._host_view("mountinfo").read_text()
+        if text != self._mountinfo:
+            d = self.disks
+            self._mounts = one_per_filesystem(
+                m
+                for m in parse_mountinfo(text)
+                if watched(m, network=d.network, include=d.include, exclude=d.exclude)
+            )
+            self._mountinfo = text
+        return self._mounts
 
     async def _disks(self, mounts: Sequence[Mount]) -> list[Reading]:
         paths = {m.filesystem: str(self.rootfs / m.mountpoint.lstrip("/")) for m in mounts}

@@ -39,8 +39,6 @@ from poolwatch.sources.reconnect import ReconnectGate
 from poolwatch.sources.redis import login
 from poolwatch.sources.redis.clients import clients_context
 from poolwatch.sources.redis.info import (
-    EXHAUSTED_CHECK,
-    HIT_RATE_CHECK,
     READINGS,
     UNITS,
     HitRate,
@@ -50,6 +48,7 @@ from poolwatch.sources.redis.info import (
     server_maxclients,
 )
 from poolwatch.sources.redis.options import connection_options
+from poolwatch.sources.redis.readings import EXHAUSTED_CHECK, HIT_RATE_CHECK
 from poolwatch.sources.redis.replies import ReplyTooLargeError
 from poolwatch.sources.redis.settings import RedisTarget
 

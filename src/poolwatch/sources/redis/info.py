@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from poolwatch.core.limits import effective_limit
 from poolwatch.core.model import UP_CHECK
+from poolwatch.sources.redis.readings import EXHAUSTED_CHECK, HIT_RATE_CHECK, LOGIN_UNITS
 
 Info = Mapping[str, str]
 
@@ -125,9 +126,6 @@ class Share:
         return 100.0 * part / whole, 100.0
 
 
-HIT_RATE_CHECK = "keyspace_hit_rate_percent"
-
-
 @dataclass(slots=True)
 class HitRate:
     """The keyspace hit rate, judged only over enough lookups: the most recent polls that hold
@@ -169,25 +167,12 @@ class HitRate:
 
 Spec = Gauge | Clients | Delta | Share
 
-EXHAUSTED_CHECK = "pool_exhausted"
-"""1 while every client slot is taken: the count reached the server's `maxclients`, or Redis
-refused poolwatch's own (re)connect for it."""
-
 READINGS: tuple[Spec, ...] = (
     Clients("connected_clients"),
     Gauge("blocked_clients", "blocked_clients", "clients"),
     Delta("rejected_connections", "rejected_connections", "connections"),
     Share("memory_percent", "used_memory", "maxmemory"),
     Delta("evicted_keys", "evicted_keys", "keys"),
-)
-LOGIN_UNITS = {"login_ok": "bool", "login_seconds": "seconds"}
-"""The login probe's readings (poolwatch.sources.login), beside INFO's."""
-CHECKS = (
-    UP_CHECK,
-    EXHAUSTED_CHECK,
-    *(spec.check for spec in READINGS),
-    HIT_RATE_CHECK,
-    *LOGIN_UNITS,
 )
 UNITS = {
     UP_CHECK: "bool",
@@ -213,6 +198,3 @@ def resolve_maxclients(
     the configured one alone when the server says nothing (managed Redis, CONFIG disabled)."""
     server = server_maxclients(info, from_config_get)
     return effective_limit(None if configured is None else float(configured), server)
-
-
-BOUNDED_PERCENT = frozenset({"memory_percent", HIT_RATE_CHECK})

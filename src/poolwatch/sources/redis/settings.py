@@ -22,7 +22,7 @@ from poolwatch.config.fields import (
     credential,
 )
 from poolwatch.config.plugin import EnvVar, Judged, TargetedSettings
-from poolwatch.sources.redis.info import BOUNDED_PERCENT, CHECKS
+from poolwatch.sources.redis.readings import BOUNDED_PERCENT, CHECKS
 
 
 def check_url(text: str) -> str:

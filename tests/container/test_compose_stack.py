@@ -391,16 +391,27 @@ def test_once_reports_postgres_redis_the_hosts_disks_and_the_containers(stack: S
 
 
 def test_alert_reaches_the_webhook_and_the_queue_survives_down_and_up(stack: Stack) -> None:
-    # a real alert, no threshold changed: Redis stops, poolwatch fires RedisDown
+    # a real alert, no threshold changed: Redis is stopped, poolwatch pages ContainerStopped;
+    # RedisDown is its symptom (the URL's host is the compose service): on stdout only, held
     stack.compose("stop", "redis")
     eventually_sync(
-        lambda: alert_events(MONITOR, "RedisDown", "firing"), "RedisDown firing", 60, 0.5
+        lambda: alert_events(MONITOR, "ContainerStopped", "firing"), "the stop paged", 60, 0.5
     )
-    (firing,) = alert_events(MONITOR, "RedisDown", "firing")
-    assert (firing["severity"], firing["host"]) == ("critical", socket.gethostname())
+    (firing,) = alert_events(MONITOR, "ContainerStopped", "firing")
+    assert (firing["severity"], firing["host"]) == ("warning", socket.gethostname())
+    assert firing["labels"]["compose_service"] == "redis"
+    eventually_sync(
+        lambda: alert_events(MONITOR, "RedisDown", "firing"), "RedisDown on stdout", 60, 0.5
+    )
+    (symptom,) = alert_events(MONITOR, "RedisDown", "firing")
+    assert symptom["held"] is True
+    assert (symptom["caused_by"]["source"], symptom["caused_by"]["instance"]) == (
+        "docker",
+        firing["instance"],
+    )
     eventually_sync(
         lambda: any(r["headers"]["webhook-id"] == firing["id"] for r in received(stack)),
-        "RedisDown firing at the webhook",
+        "ContainerStopped firing at the webhook",
         60,
         0.5,
     )
@@ -411,9 +422,9 @@ def test_alert_reaches_the_webhook_and_the_queue_survives_down_and_up(stack: Sta
     stack.compose("stop", "webhook")
     stack.compose("start", "redis")
     eventually_sync(
-        lambda: alert_events(MONITOR, "RedisDown", "resolved"), "RedisDown resolved", 90, 0.5
+        lambda: alert_events(MONITOR, "ContainerStopped", "resolved"), "the stop resolved", 90, 0.5
     )
-    (resolved,) = alert_events(MONITOR, "RedisDown", "resolved")
+    (resolved,) = alert_events(MONITOR, "ContainerStopped", "resolved")
 
     def failed_since_resolved() -> list[dict[str, Any]]:
         lines = log_lines(MONITOR)
@@ -456,7 +467,7 @@ def test_alert_reaches_the_webhook_and_the_queue_survives_down_and_up(stack: Sta
     assert opened["depth"] >= 1
     eventually_sync(
         lambda: any(r["headers"]["webhook-id"] == resolved["id"] for r in received(stack)),
-        "the queued RedisDown resolution at the new receiver",
+        "the queued ContainerStopped resolution at the new receiver",
         90,
         0.5,
     )
